@@ -1,0 +1,38 @@
+# Bulwark: the two commands are `make run` and `make test`.
+GO        ?= go
+BIN       := bin/bulwark
+DATA_DIR  ?= .bulwark
+ADDR      ?= 127.0.0.1:8080
+# Package parallelism: each test binary starts its own PostgreSQL cluster.
+TEST_P    ?= 2
+
+.PHONY: run test build setup vet fuzz bench-ledger bench-ledger-long crash-test clean
+
+run: setup build
+	$(BIN) serve --data-dir $(DATA_DIR) --addr $(ADDR)
+
+test: setup
+	$(GO) vet ./...
+	$(GO) test -p $(TEST_P) -count=1 -timeout 15m ./...
+
+build:
+	$(GO) build -o $(BIN) ./cmd/bulwark
+
+setup:
+	@./scripts/setup.sh
+
+fuzz: setup
+	./scripts/fuzz.sh 30s
+
+# Benchmarks are programs: they print a table and write JSON, comparing the
+# commit pipeline against the naive baseline measured in the same run.
+bench-ledger: setup build
+	$(BIN) bench ledger --workload hot --clients 32 --duration 10s --json bench-ledger-hot.json
+	$(BIN) bench ledger --workload uniform --clients 32 --duration 10s --json bench-ledger-uniform.json
+
+# The long crash test: many SIGKILLs under load (the short one is in make test).
+crash-test: setup
+	BULWARK_CRASH_KILLS=20 $(GO) test -count=1 -timeout 60m -run TestCrash -v ./internal/ledger/...
+
+clean:
+	rm -rf bin $(DATA_DIR)
