@@ -24,3 +24,10 @@ func Root() *cobra.Command {
 // commands lists the constructors of the top-level commands; each domain's
 // file appends its own in a var block so files stay independent.
 var commands []func() *cobra.Command
+
+// register adds a top-level command constructor; files call it from a
+// package-level var so that each domain's commands live in its own file.
+func register(f func() *cobra.Command) struct{} {
+	commands = append(commands, f)
+	return struct{}{}
+}

@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/bulwark-ledger/bulwark/internal/pgserver"
+	"github.com/bulwark-ledger/bulwark/internal/schema"
+)
+
+// dbFlags are the flags of commands that talk to PostgreSQL directly.
+type dbFlags struct {
+	postgres string
+	dataDir  string
+}
+
+func (f *dbFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.postgres, "postgres", os.Getenv("BULWARK_POSTGRES_URL"),
+		"PostgreSQL URL (env BULWARK_POSTGRES_URL); empty means the embedded cluster under --data-dir")
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", envOr("BULWARK_DATA_DIR", ".bulwark"),
+		"data directory of the embedded defaults (env BULWARK_DATA_DIR)")
+}
+
+// open connects to the configured database, starting the embedded cluster
+// when no URL is given, and applies migrations. close releases everything
+// this call started.
+func (f *dbFlags) open(ctx context.Context) (pool *pgxpool.Pool, url string, closeFn func(), err error) {
+	url = f.postgres
+	stop := func() {}
+	if url == "" {
+		c, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(f.dataDir, "postgres")})
+		if err != nil {
+			return nil, "", nil, err
+		}
+		if err := ensureDatabase(ctx, c.URL("postgres"), "bulwark"); err != nil {
+			c.StopIfOwned()
+			return nil, "", nil, err
+		}
+		url = c.URL("bulwark")
+		stop = func() { _ = c.StopIfOwned() }
+	}
+	pool, err = pgxpool.New(ctx, url)
+	if err != nil {
+		stop()
+		return nil, "", nil, fmt.Errorf("connect postgres: %w", err)
+	}
+	if err := schema.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		stop()
+		return nil, "", nil, err
+	}
+	return pool, url, func() { pool.Close(); stop() }, nil
+}
+
+func ensureDatabase(ctx context.Context, adminURL, name string) error {
+	pool, err := pgxpool.New(ctx, adminURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("check database: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	_, err = pool.Exec(ctx, "CREATE DATABASE "+name)
+	return err
+}
+
+// apiFlags are the flags of commands that call a running server's HTTP API.
+type apiFlags struct {
+	server  string
+	key     string
+	dataDir string
+}
+
+func (f *apiFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.server, "server", envOr("BULWARK_SERVER", "http://127.0.0.1:8080"),
+		"base URL of a running bulwark (env BULWARK_SERVER)")
+	cmd.Flags().StringVar(&f.key, "key", os.Getenv("BULWARK_ADMIN_KEY"),
+		"API key to use (env BULWARK_ADMIN_KEY); empty reads the admin key from --data-dir")
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", envOr("BULWARK_DATA_DIR", ".bulwark"),
+		"data directory holding admin.key when --key is empty")
+}
+
+// call sends a JSON request and decodes a JSON answer into out (when non-nil).
+// A problem+json answer becomes an error carrying its code and detail.
+func (f *apiFlags) call(ctx context.Context, method, path string, in, out any) error {
+	key := f.key
+	if key == "" {
+		b, err := os.ReadFile(filepath.Join(f.dataDir, "admin.key"))
+		if err != nil {
+			return fmt.Errorf("no --key given and no admin key in %s: %w", f.dataDir, err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(f.server, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var p struct{ Code, Detail string }
+		if json.Unmarshal(data, &p) == nil && p.Code != "" {
+			return fmt.Errorf("%s: %s (HTTP %d)", p.Code, p.Detail, resp.StatusCode)
+		}
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	if out != nil && len(data) > 0 {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
