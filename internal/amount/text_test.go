@@ -71,15 +71,15 @@ func TestParseRejects(t *testing.T) {
 		{"0x10", amount.ErrSyntax},
 		{"Inf", amount.ErrSyntax},
 		{"NaN", amount.ErrSyntax},
-		{"١", amount.ErrSyntax},   // Arabic-Indic digit one
-		{"１", amount.ErrSyntax},   // fullwidth digit one
+		{"١", amount.ErrSyntax}, // Arabic-Indic digit one
+		{"１", amount.ErrSyntax}, // fullwidth digit one
 		{"1\x00", amount.ErrSyntax},
 		{"\xff", amount.ErrSyntax},
 		{strings.Repeat("1", 1<<20) + "x", amount.ErrSyntax},
 		{pow128, amount.ErrRange},
 		{"340282366920938463463374607431768211459", amount.ErrRange},
 		{"399999999999999999999999999999999999999", amount.ErrRange},
-		{"999999999999999999999999999999999999999", amount.ErrRange}, // 39 nines
+		{"999999999999999999999999999999999999999", amount.ErrRange},  // 39 nines
 		{"1000000000000000000000000000000000000000", amount.ErrRange}, // 40 digits
 		{strings.Repeat("9", 1<<20), amount.ErrRange},
 	}

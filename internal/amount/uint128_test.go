@@ -101,7 +101,7 @@ func TestCmp(t *testing.T) {
 		{amount.Uint128{}, amount.Uint128{}, 0},
 		{one, amount.Uint128{}, 1},
 		{amount.Uint128{}, one, -1},
-		{maxU64, two64, -1},   // Hi decides even though Lo is larger
+		{maxU64, two64, -1}, // Hi decides even though Lo is larger
 		{two64, maxU64, 1},
 		{amount.Max(), amount.Max(), 0},
 		{amount.Uint128{Hi: 1, Lo: 1}, amount.Uint128{Hi: 1, Lo: 2}, -1},
