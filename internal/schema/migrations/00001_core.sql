@@ -70,7 +70,9 @@ CREATE TABLE entries (
     transaction_id   uuid NOT NULL,
     posting          int NOT NULL,
     side             char(1) NOT NULL CHECK (side IN ('D', 'C')),
-    pending          boolean NOT NULL,
+    -- posted: adds amount to the side's posted total; hold: adds to its
+    -- pending total; release: takes amount off its pending total.
+    effect           text NOT NULL CHECK (effect IN ('posted', 'hold', 'release')),
     amount           numeric(39,0) NOT NULL,
     asset            text NOT NULL,
     debits_posted    numeric(39,0) NOT NULL,

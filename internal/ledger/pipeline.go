@@ -1,0 +1,275 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// PipelineConfig tunes the commit pipeline.
+type PipelineConfig struct {
+	// MaxBatchTransactions bounds the transactions of one database
+	// transaction. Zero means 8,190 (see MaxBatchTransactions).
+	MaxBatchTransactions int
+	// BatchWindow is how long the committer waits for more requests once it
+	// has one, when the batch is not yet full. Zero means 500µs; negative
+	// means do not wait (batch only what is already queued).
+	BatchWindow time.Duration
+	// MaxQueuedTransactions bounds the transactions waiting for a commit;
+	// past it Submit fails fast with ErrOverloaded. Zero means 65,536
+	// (8 full batches; at ~1 KiB each, ~64 MiB of queued requests at most).
+	MaxQueuedTransactions int
+	// Committers is the number of batches in flight at once. Zero means 2:
+	// one commits while the next locks and computes; more only adds lock
+	// waits on hot accounts.
+	Committers int
+	// Naive disables batching: every request is applied in its own database
+	// transaction as soon as it arrives, by the caller's goroutine. It is
+	// the baseline of `bulwark bench ledger`, not a production mode.
+	Naive bool
+}
+
+func (c *PipelineConfig) ensureDefaults() {
+	if c.MaxBatchTransactions <= 0 {
+		c.MaxBatchTransactions = MaxBatchTransactions
+	}
+	if c.BatchWindow == 0 {
+		c.BatchWindow = 500 * time.Microsecond
+	}
+	if c.MaxQueuedTransactions <= 0 {
+		c.MaxQueuedTransactions = 65536
+	}
+	if c.Committers <= 0 {
+		c.Committers = 2
+	}
+}
+
+// queueSlots bounds the request channel: requests, not transactions, so a
+// flood of single-transaction requests is bounded by MaxQueuedTransactions
+// before it is bounded by this.
+const queueSlots = 4096
+
+// Pipeline gathers concurrent requests into batches, each applied in one
+// PostgreSQL transaction (see applyBatch), and answers each request.
+type Pipeline struct {
+	pool    *pgxpool.Pool
+	cfg     PipelineConfig
+	log     *slog.Logger
+	metrics *pipelineMetrics
+
+	queue  chan *request
+	queued atomic.Int64 // transactions submitted and not yet answered
+
+	mu     sync.RWMutex // guards closed against sends on a closed queue
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewPipeline starts a pipeline; Close stops it after draining.
+func NewPipeline(pool *pgxpool.Pool, cfg PipelineConfig, log *slog.Logger, reg prometheus.Registerer) *Pipeline {
+	cfg.ensureDefaults()
+	p := &Pipeline{pool: pool, cfg: cfg, log: log, metrics: newPipelineMetrics(reg),
+		queue: make(chan *request, queueSlots)}
+	if !cfg.Naive {
+		for range cfg.Committers {
+			p.wg.Add(1)
+			go p.commitLoop()
+		}
+	}
+	return p
+}
+
+// Submit applies txs (validated) for tenant and returns one result per
+// transaction. It fails fast with ErrOverloaded when the queue is full. If
+// ctx ends while the request is queued or committing, the request may still
+// commit: callers retry with the same idempotency keys to learn the outcome.
+func (p *Pipeline) Submit(ctx context.Context, tenant string, txs []TxInput) ([]Result, error) {
+	return p.submit(ctx, newRequest(tenant, txs, ""))
+}
+
+func newRequest(tenant string, txs []TxInput, journalID string) *request {
+	r := &request{tenant: tenant, journalID: journalID, items: make([]item, len(txs)), done: make(chan struct{})}
+	for i := range txs {
+		r.items[i] = item{in: &txs[i], digest: Digest(&txs[i]), id: NewID()}
+	}
+	return r
+}
+
+func (p *Pipeline) submit(ctx context.Context, r *request) ([]Result, error) {
+	n := int64(len(r.items))
+	if q := p.queued.Add(n); q > int64(p.cfg.MaxQueuedTransactions) {
+		p.queued.Add(-n)
+		p.metrics.rejected.Inc()
+		return nil, ErrOverloaded
+	}
+	defer p.queued.Add(-n)
+	p.metrics.queued.Set(float64(p.queued.Load()))
+	if p.cfg.Naive {
+		return p.applyNow(ctx, r)
+	}
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	select {
+	case p.queue <- r:
+	default:
+		p.mu.RUnlock()
+		p.metrics.rejected.Inc()
+		return nil, ErrOverloaded
+	}
+	p.mu.RUnlock()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return results(r), nil
+}
+
+func (p *Pipeline) applyNow(ctx context.Context, r *request) ([]Result, error) {
+	start := time.Now()
+	if err := applyBatch(ctx, p.pool, []*request{r}); err != nil {
+		return nil, err
+	}
+	p.metrics.observe(1, len(r.items), time.Since(start))
+	return results(r), nil
+}
+
+func results(r *request) []Result {
+	out := make([]Result, len(r.items))
+	for i := range r.items {
+		out[i] = r.items[i].res
+	}
+	return out
+}
+
+// commitLoop is one committer: take a request, gather more until the batch
+// is full or the window closes, apply, answer, repeat. It exits when the
+// queue is closed and drained.
+func (p *Pipeline) commitLoop() {
+	defer p.wg.Done()
+	var carry *request
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			var ok bool
+			if first, ok = <-p.queue; !ok {
+				return
+			}
+		}
+		batch, n := []*request{first}, len(first.items)
+		batch, carry = p.gather(batch, n)
+		p.commit(batch)
+	}
+}
+
+// gather adds queued requests to batch until it is full or the window ends.
+// A request that does not fit is returned as carry for the next batch.
+func (p *Pipeline) gather(batch []*request, n int) ([]*request, *request) {
+	var timer <-chan time.Time
+	if p.cfg.BatchWindow > 0 {
+		t := time.NewTimer(p.cfg.BatchWindow)
+		defer t.Stop()
+		timer = t.C
+	}
+	for n < p.cfg.MaxBatchTransactions {
+		var r *request
+		var ok bool
+		select {
+		case r, ok = <-p.queue:
+		default:
+			if timer == nil {
+				return batch, nil
+			}
+			select {
+			case r, ok = <-p.queue:
+			case <-timer:
+				return batch, nil
+			}
+		}
+		if !ok {
+			return batch, nil
+		}
+		if n+len(r.items) > p.cfg.MaxBatchTransactions {
+			return batch, r
+		}
+		batch, n = append(batch, r), n+len(r.items)
+	}
+	return batch, nil
+}
+
+// commitTimeout bounds one batch including retries; past it the requests
+// fail with a retryable error rather than hang.
+const commitTimeout = 30 * time.Second
+
+func (p *Pipeline) commit(batch []*request) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	err := applyBatch(ctx, p.pool, batch)
+	cancel()
+	n := 0
+	for _, r := range batch {
+		n += len(r.items)
+		r.err = err
+		close(r.done)
+	}
+	if err != nil {
+		p.metrics.failed.Inc()
+		p.log.Error("commit batch", "requests", len(batch), "transactions", n, "err", err)
+		return
+	}
+	p.metrics.observe(len(batch), n, time.Since(start))
+}
+
+// Close stops accepting requests, commits everything queued, and waits.
+func (p *Pipeline) Close() {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.queue)
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// NewID returns a random, time-ordered UUID (version 7): ids sort by
+// creation time, which keeps the transactions primary key append-mostly.
+func NewID() string {
+	var u [16]byte
+	if _, err := rand.Read(u[:]); err != nil {
+		panic(fmt.Sprintf("ledger: crypto/rand: %v", err))
+	}
+	ms := uint64(time.Now().UnixMilli())
+	var ts [8]byte
+	binary.BigEndian.PutUint64(ts[:], ms<<16)
+	copy(u[:6], ts[:6])
+	u[6] = 0x70 | u[6]&0x0f
+	u[8] = 0x80 | u[8]&0x3f
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], u[10:])
+	return string(s[:])
+}
+
