@@ -1,0 +1,78 @@
+package control
+
+import "fmt"
+
+// GlobalTenant is the scope whose overrides apply to every tenant that does
+// not override the key itself: tenant override > global override > default.
+const GlobalTenant = "*"
+
+// Background task types whose rate per partition the control plane sets.
+const (
+	TaskRecompute      = "recompute"
+	TaskAggBackfill    = "agg_backfill"
+	TaskVelocityDetail = "velocity_detail"
+	TaskExportHuge     = "export_huge"
+)
+
+// TaskRateKey returns the key holding the rate per partition of a task
+// type: "tasks.<task>.rate_per_partition".
+func TaskRateKey(task string) string { return "tasks." + task + ".rate_per_partition" }
+
+// Keys of the built-in settings other than task rates.
+const (
+	KeyQuotaRPS          = "quota.requests_per_sec"
+	KeyQuotaBurst        = "quota.burst"
+	KeyQuotaBatchRPS     = "quota.batch.requests_per_sec"
+	KeyQuotaCrawlerRPS   = "quota.crawler.requests_per_sec"
+	KeyQuotaCrawlerBurst = "quota.crawler.burst"
+	KeyPriorityWeight    = "priority.weight"
+	KeyAdmissionRules    = "admission.rules"
+)
+
+// maxRate bounds every rate: 1,000,000/s is far past what one tenant can be
+// granted and keeps token arithmetic well inside float64 precision.
+const maxRate = 1_000_000
+
+func builtinKeys() []Key {
+	keys := []Key{
+		{Name: KeyQuotaRPS, Type: Float, Default: "1000", Min: 0, Max: maxRate,
+			Doc: "Sustained requests per second a tenant may send as normal traffic; beyond it the edge answers 429. 0 rejects all."},
+		{Name: KeyQuotaBurst, Type: Int, Default: "2000", Min: 0, Max: maxRate,
+			Doc: "Requests a tenant may send at once above quota.requests_per_sec (token bucket depth)."},
+		{Name: KeyQuotaBatchRPS, Type: Float, Default: "200", Min: 0, Max: maxRate,
+			Doc: "Sustained requests per second of traffic type batch. 0 rejects all batch traffic."},
+		{Name: KeyQuotaCrawlerRPS, Type: Float, Default: "50", Min: 0, Max: maxRate,
+			Doc: "Sustained requests per second of traffic type crawler. 0 rejects all crawler traffic."},
+		{Name: KeyQuotaCrawlerBurst, Type: Int, Default: "50", Min: 0, Max: maxRate,
+			Doc: "Burst depth of the crawler quota."},
+		{Name: KeyPriorityWeight, Type: Int, Default: "50", Min: 0, Max: 100,
+			Doc: "Weight of the tenant in the admission priority (0 lowest, 100 highest); combined with the route, source and traffic-type weights of the rule table."},
+		{Name: KeyAdmissionRules, Type: Text, Default: "",
+			Doc: "Classification rule table of admission control (text; empty = the built-in rules). Checked by the admission parser before it is stored."},
+	}
+	for _, t := range []struct {
+		task, def, doc string
+	}{
+		{TaskRecompute, "10", "feature recompute"},
+		{TaskAggBackfill, "10", "aggregate backfill"},
+		{TaskVelocityDetail, "100", "velocity detail"},
+		{TaskExportHuge, "1", "huge export batch"},
+	} {
+		keys = append(keys, Key{Name: TaskRateKey(t.task), Type: Float, Default: t.def, Min: 0, Max: maxRate,
+			Doc: fmt.Sprintf("Rate of %s tasks per partition, per second, per tenant. 0 pauses them (waiting workers resume when it rises).", t.doc)})
+	}
+	return keys
+}
+
+func builtinPresets() []Preset {
+	return []Preset{{
+		Name: "surge",
+		Doc:  "Shed background work and crawlers during a traffic surge: recompute and backfill paused, crawler quota cut to 5/s (burst 5). Revert restores the previous values exactly.",
+		Values: []Assignment{
+			{Key: TaskRateKey(TaskRecompute), Value: "0"},
+			{Key: TaskRateKey(TaskAggBackfill), Value: "0"},
+			{Key: KeyQuotaCrawlerRPS, Value: "5"},
+			{Key: KeyQuotaCrawlerBurst, Value: "5"},
+		},
+	}}
+}
