@@ -231,7 +231,14 @@ func (w *Watcher) refresh(ctx context.Context, trigger string) error {
 	ctx, cancel := context.WithTimeout(ctx, DefaultQueryTimeout)
 	defer cancel()
 	var version int64
-	if err := w.pool.QueryRow(ctx, "SELECT version FROM control_version").Scan(&version); err != nil {
+	err := w.pool.QueryRow(ctx, "SELECT version FROM control_version").Scan(&version)
+	if err != nil && ctx.Err() == nil {
+		// The query only reads, so one immediate retry is always safe; it
+		// takes a fresh connection when the failed one was killed, which is
+		// the common failure (failover, pg_terminate_backend, idle timeout).
+		err = w.pool.QueryRow(ctx, "SELECT version FROM control_version").Scan(&version)
+	}
+	if err != nil {
 		w.m.up.Set(0)
 		return fmt.Errorf("control: check version: %w", err)
 	}
