@@ -1,0 +1,52 @@
+package cli
+
+import (
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwark-ledger/bulwark/internal/server"
+)
+
+var _ = register(newServeCmd)
+
+func newServeCmd() *cobra.Command {
+	var cfg server.Config
+	var roles, logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run Bulwark (every role in one process by default)",
+		Long: `Run Bulwark. With no --postgres it initialises and starts a private PostgreSQL
+cluster under --data-dir (wal_level=logical) and stops it on shutdown.
+The admin key is read from --admin-key, BULWARK_ADMIN_KEY, or <data-dir>/admin.key
+(generated on first start).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if roles != "" {
+				cfg.Roles = strings.Split(roles, ",")
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return err
+			}
+			cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			return server.Run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", envOr("BULWARK_ADDR", "127.0.0.1:8080"), "HTTP listen address (env BULWARK_ADDR)")
+	f.StringVar(&cfg.DataDir, "data-dir", envOr("BULWARK_DATA_DIR", ".bulwark"), "data directory of the embedded defaults (env BULWARK_DATA_DIR)")
+	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("BULWARK_POSTGRES_URL"), "external PostgreSQL URL (env BULWARK_POSTGRES_URL); empty = embedded")
+	f.StringVar(&cfg.AdminKey, "admin-key", os.Getenv("BULWARK_ADMIN_KEY"), "admin API key (env BULWARK_ADMIN_KEY); empty = <data-dir>/admin.key")
+	f.StringVar(&roles, "roles", os.Getenv("BULWARK_ROLES"), "comma-separated roles: api,workers (env BULWARK_ROLES); empty = all")
+	f.StringVar(&logLevel, "log-level", envOr("BULWARK_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	f.Int32Var(&cfg.MaxConns, "max-conns", 32, "PostgreSQL pool size")
+	f.IntVar(&cfg.Pipeline.MaxBatchTransactions, "batch-max", 0, "max transactions per commit batch (0 = 8190)")
+	f.DurationVar(&cfg.Pipeline.BatchWindow, "batch-window", 0, "how long a batch waits to fill (0 = 500µs, negative = no wait)")
+	f.IntVar(&cfg.Pipeline.Committers, "committers", 0, "batches in flight at once (0 = 2)")
+	f.BoolVar(&cfg.Pipeline.Naive, "naive", false, "benchmark baseline: one database transaction per request, no batching")
+	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", 20*time.Second, "graceful shutdown bound for in-flight HTTP requests")
+	return cmd
+}

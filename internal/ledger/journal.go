@@ -1,0 +1,182 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// JournalEntry is the status of an async request.
+type JournalEntry struct {
+	ID         string          `json:"id"`
+	State      string          `json:"state"` // accepted | applied | rejected
+	AcceptedAt time.Time       `json:"accepted_at"`
+	FinishedAt *time.Time      `json:"finished_at,omitempty"`
+	Results    json.RawMessage `json:"results,omitempty"`
+}
+
+// Journal is the async (pseudo-synchronous) mode: Accept makes a request
+// durable and returns at once; the applier runs accepted requests through
+// the same pipeline, and the outcome is recorded in the database
+// transaction that applies them (see queueJournal), so after a crash every
+// accepted request is either applied with its outcome or still accepted and
+// re-driven; never both, never twice.
+type Journal struct {
+	pool *pgxpool.Pool
+	pipe *Pipeline
+	log  *slog.Logger
+	wake chan struct{}
+}
+
+// NewJournal returns a journal feeding pipe.
+func NewJournal(pool *pgxpool.Pool, pipe *Pipeline, log *slog.Logger) *Journal {
+	return &Journal{pool: pool, pipe: pipe, log: log, wake: make(chan struct{}, 1)}
+}
+
+// Accept journals a validated request. A resend with the same idempotency
+// keys and body returns the first entry; the same keys with another body is
+// CodeIdempotencyConflict.
+func (j *Journal) Accept(ctx context.Context, tenant string, txs []TxInput) (JournalEntry, bool, error) {
+	keys := make([]string, len(txs))
+	for i := range txs {
+		keys[i] = txs[i].IdempotencyKey
+	}
+	body, err := json.Marshal(BatchInput{Transactions: txs})
+	if err != nil {
+		return JournalEntry{}, false, err
+	}
+	digest := sha256Sum(body)
+	key := strings.Join(keys, "\x1f")
+	e := JournalEntry{ID: NewID(), State: "accepted"}
+	err = j.pool.QueryRow(ctx, `INSERT INTO journal (tenant_id, id, idempotency_key, request_digest, request, state)
+		VALUES ($1, $2, $3, $4, $5, 'accepted') RETURNING accepted_at`, tenant, e.ID, key, digest[:], string(body)).Scan(&e.AcceptedAt)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		var old []byte
+		var id string
+		if err := j.pool.QueryRow(ctx, `SELECT id::text, request_digest FROM journal WHERE tenant_id = $1 AND idempotency_key = $2`,
+			tenant, key).Scan(&id, &old); err != nil {
+			return JournalEntry{}, false, fmt.Errorf("journal: read existing: %w", err)
+		}
+		if string(old) != string(digest[:]) {
+			return JournalEntry{}, false, reject(CodeIdempotencyConflict, "these idempotency keys were journaled with a different body")
+		}
+		e, err := j.Status(ctx, tenant, id)
+		return e, false, err
+	}
+	if err != nil {
+		return JournalEntry{}, false, fmt.Errorf("journal: accept: %w", err)
+	}
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+	return e, true, nil
+}
+
+// Status reads an entry.
+func (j *Journal) Status(ctx context.Context, tenant, id string) (JournalEntry, error) {
+	e := JournalEntry{ID: id}
+	if !uuidPattern.MatchString(id) {
+		return e, reject(CodeJournalNotFound, "no journal entry %q", id)
+	}
+	var outcome []byte
+	err := j.pool.QueryRow(ctx, `SELECT state, accepted_at, finished_at, outcome FROM journal
+		WHERE tenant_id = $1 AND id = $2`, tenant, id).Scan(&e.State, &e.AcceptedAt, &e.FinishedAt, &outcome)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, reject(CodeJournalNotFound, "no journal entry %q", id)
+	}
+	if err != nil {
+		return e, fmt.Errorf("journal: status: %w", err)
+	}
+	e.Results = outcome
+	return e, nil
+}
+
+// Applier limits.
+const (
+	// applierClaim bounds the accepted entries read per poll.
+	applierClaim = 256
+	// applierIdle is the poll interval when nothing is waiting; a local
+	// Accept wakes the applier at once.
+	applierIdle = 100 * time.Millisecond
+	// applierParallel bounds requests submitted to the pipeline at once, so
+	// a large backlog cannot push the pipeline into overload by itself.
+	applierParallel = 64
+)
+
+// Run applies accepted entries until ctx ends. Several processes may run
+// appliers on one database: the journal row lock in the batch makes a
+// second application return the recorded outcome instead of applying again.
+func (j *Journal) Run(ctx context.Context) error {
+	for {
+		n, err := j.applyPending(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			j.log.Warn("journal applier", "err", err)
+		}
+		if n == applierClaim {
+			continue
+		}
+		wait := applierIdle + time.Duration(rand.IntN(20))*time.Millisecond
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-j.wake:
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (j *Journal) applyPending(ctx context.Context) (int, error) {
+	rows, err := j.pool.Query(ctx, `SELECT tenant_id, id::text, request FROM journal
+		WHERE state = 'accepted' ORDER BY accepted_at LIMIT $1`, applierClaim)
+	if err != nil {
+		return 0, err
+	}
+	type pendingReq struct {
+		tenant, id string
+		body       []byte
+	}
+	reqs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (pendingReq, error) {
+		var p pendingReq
+		return p, row.Scan(&p.tenant, &p.id, &p.body)
+	})
+	if err != nil {
+		return 0, err
+	}
+	sem := make(chan struct{}, applierParallel)
+	var wg sync.WaitGroup
+	var firstErr error
+	var mu sync.Mutex
+	for _, p := range reqs {
+		var in BatchInput
+		if err := json.Unmarshal(p.body, &in); err != nil {
+			return 0, fmt.Errorf("journal %s: request: %w", p.id, err)
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := j.pipe.submit(ctx, newRequest(p.tenant, in.Transactions, p.id)); err != nil {
+				mu.Lock()
+				firstErr = errors.Join(firstErr, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return len(reqs), firstErr
+}

@@ -1,0 +1,116 @@
+package server
+
+import (
+	"context"
+	_ "embed"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bulwark-ledger/bulwark/internal/ledger"
+	"github.com/bulwark-ledger/bulwark/internal/problem"
+	"github.com/bulwark-ledger/bulwark/internal/tenant"
+)
+
+//go:embed openapi.yaml
+var openapi []byte
+
+func newHandler(pool *pgxpool.Pool, reg *prometheus.Registry, tenants *tenant.Store, api *ledger.API, log *slog.Logger) http.Handler {
+	app := http.NewServeMux()
+	tenants.Register(app)
+	api.Register(app)
+	app.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		problem.Send(w, http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path)
+	})
+
+	root := http.NewServeMux()
+	root.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	root.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := pool.Ping(ctx); err != nil {
+			problem.Send(w, http.StatusServiceUnavailable, "not_ready", "database unreachable")
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	root.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Write(openapi)
+	})
+	root.Handle("/", tenants.Middleware(capturePattern(app)))
+	return instrument(reg, log, root)
+}
+
+// instrument counts requests by route pattern and status and times them.
+func instrument(reg prometheus.Registerer, log *slog.Logger, next http.Handler) http.Handler {
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bulwark_http_requests_total",
+		Help: "HTTP requests by method, route pattern and status."}, []string{"method", "route", "status"})
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bulwark_http_request_seconds",
+		Help: "HTTP request latency by route pattern.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"})
+	inflight := prometheus.NewGauge(prometheus.GaugeOpts{Name: "bulwark_http_in_flight", Help: "HTTP requests in flight."})
+	reg.MustRegister(reqs, dur, inflight)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		inflight.Inc()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		var pattern string
+		r = r.WithContext(context.WithValue(r.Context(), patternKey{}, &pattern))
+		defer func() {
+			inflight.Dec()
+			if v := recover(); v != nil {
+				log.Error("panic in handler", "panic", v, "path", r.URL.Path)
+				if !sw.wrote {
+					problem.Send(sw, http.StatusInternalServerError, "internal", "internal error")
+				}
+			}
+			route := pattern
+			if route == "" {
+				route = r.Pattern
+			}
+			if route == "" {
+				route = "other"
+			}
+			reqs.WithLabelValues(r.Method, route, strconv.Itoa(sw.status)).Inc()
+			dur.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+type patternKey struct{}
+
+// capturePattern records the inner mux's matched pattern for instrument,
+// which sits outside the auth middleware's request copy.
+func capturePattern(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := r.Context().Value(patternKey{}).(*string); ok {
+			_, *p = mux.Handler(r)
+		}
+		mux.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,266 @@
+// Package server assembles a Bulwark process: storage (embedded or
+// external), migrations, the roles it runs, and the HTTP edge. It owns every
+// goroutine it starts and shuts them down in order: stop accepting HTTP,
+// drain in-flight requests, drain the commit pipeline, stop background
+// workers, close the pool, stop the embedded PostgreSQL.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bulwark-ledger/bulwark/internal/ledger"
+	"github.com/bulwark-ledger/bulwark/internal/pgserver"
+	"github.com/bulwark-ledger/bulwark/internal/schema"
+	"github.com/bulwark-ledger/bulwark/internal/tenant"
+)
+
+// Config of one process.
+type Config struct {
+	// Addr is the HTTP listen address. Empty means 127.0.0.1:8080; port 0
+	// picks a free port (see Ready).
+	Addr string
+	// DataDir holds the embedded PostgreSQL cluster, the embedded broker and
+	// admin.key. Empty means ".bulwark".
+	DataDir string
+	// PostgresURL selects an external PostgreSQL; empty means embedded.
+	PostgresURL string
+	// AdminKey authorises the admin API. Empty means read DataDir/admin.key,
+	// generating it on first start (mode 0600).
+	AdminKey string
+	// Roles to run: "api" (HTTP edge and ledger writes) and "workers"
+	// (journal applier, pending expiry, partition maintenance). Empty means all.
+	Roles []string
+	// Pipeline tunes the ledger commit pipeline.
+	Pipeline ledger.PipelineConfig
+	// MaxConns bounds the PostgreSQL pool. Zero means 32.
+	MaxConns int32
+	// DrainTimeout bounds the graceful shutdown of HTTP. Zero means 20 s.
+	DrainTimeout time.Duration
+	// Logger; nil means JSON to stderr.
+	Logger *slog.Logger
+	// Ready, when set, receives the bound HTTP address once serving.
+	Ready func(addr string)
+}
+
+// Roles.
+const (
+	RoleAPI     = "api"
+	RoleWorkers = "workers"
+)
+
+func (c *Config) ensureDefaults() error {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = ".bulwark"
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 32
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 20 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if len(c.Roles) == 0 {
+		c.Roles = []string{RoleAPI, RoleWorkers}
+	}
+	for _, r := range c.Roles {
+		if r != RoleAPI && r != RoleWorkers {
+			return fmt.Errorf("unknown role %q (api, workers)", r)
+		}
+	}
+	return nil
+}
+
+func (c *Config) has(role string) bool {
+	for _, r := range c.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// Run runs the process until ctx ends, then shuts down in order.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.ensureDefaults(); err != nil {
+		return err
+	}
+	log := cfg.Logger
+	pool, stopPG, err := openStorage(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer stopPG()
+	defer pool.Close()
+	if cfg.AdminKey == "" {
+		if cfg.AdminKey, err = loadAdminKey(cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	pipe := ledger.NewPipeline(pool, cfg.Pipeline, log, reg)
+	defer pipe.Close() // after HTTP has drained: answers in-flight requests
+	journal := ledger.NewJournal(pool, pipe, log)
+	api := &ledger.API{Store: ledger.NewStore(pool), Pipe: pipe, Journal: journal, Log: log}
+	tenants := tenant.NewStore(pool, cfg.AdminKey)
+
+	workers, wctx := errgroup.WithContext(context.WithoutCancel(ctx))
+	wctx, stopWorkers := context.WithCancel(wctx)
+	if cfg.has(RoleWorkers) {
+		workers.Go(func() error { return journal.Run(wctx) })
+		workers.Go(func() error { return ledger.NewExpirer(pool, pipe, log, 0).Run(wctx) })
+		workers.Go(func() error { return ledger.NewPartitioner(pool, log).Run(wctx) })
+	}
+	var serveErr error
+	if cfg.has(RoleAPI) {
+		h := newHandler(pool, reg, tenants, api, log)
+		serveErr = serve(ctx, cfg, h)
+	} else {
+		<-ctx.Done()
+	}
+	stopWorkers()
+	if err := workers.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		serveErr = errors.Join(serveErr, err)
+	}
+	log.Info("stopped")
+	return serveErr
+}
+
+func serve(ctx context.Context, cfg Config, h http.Handler) error {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	cfg.Logger.Info("serving", "addr", ln.Addr().String(), "roles", strings.Join(cfg.Roles, ","))
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("drain http: %w", err)
+	}
+	return nil
+}
+
+// openStorage connects to the external PostgreSQL or starts the embedded
+// cluster, then migrates.
+func openStorage(ctx context.Context, cfg *Config) (*pgxpool.Pool, func(), error) {
+	url, stop := cfg.PostgresURL, func() {}
+	if url == "" {
+		c, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(cfg.DataDir, "postgres")})
+		if err != nil {
+			return nil, nil, err
+		}
+		stop = func() {
+			if err := c.StopIfOwned(); err != nil {
+				cfg.Logger.Error("stop embedded postgres", "err", err)
+			}
+		}
+		if err := EnsureDatabase(ctx, c.URL("postgres"), "bulwark"); err != nil {
+			stop()
+			return nil, nil, err
+		}
+		url = c.URL("bulwark")
+		cfg.Logger.Info("embedded postgres", "dir", c.Dir(), "url", url)
+	}
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("postgres url: %w", err)
+	}
+	pcfg.MaxConns = cfg.MaxConns
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("connect postgres: %w", err)
+	}
+	if err := schema.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		stop()
+		return nil, nil, err
+	}
+	// Partitions exist before the first write, so entries never land in
+	// the default partition.
+	if err := ledger.EnsurePartitions(ctx, pool, time.Now()); err != nil {
+		pool.Close()
+		stop()
+		return nil, nil, err
+	}
+	return pool, stop, nil
+}
+
+// EnsureDatabase creates database name if it does not exist.
+func EnsureDatabase(ctx context.Context, adminURL, name string) error {
+	pool, err := pgxpool.New(ctx, adminURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("check database: %w", err)
+	}
+	if !exists {
+		if _, err := pool.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+			return fmt.Errorf("create database: %w", err)
+		}
+	}
+	return nil
+}
+
+func loadAdminKey(dir string) (string, error) {
+	path := filepath.Join(dir, "admin.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	key := "bwa_" + hex.EncodeToString(raw[:])
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin key: %w", err)
+	}
+	return key, nil
+}
