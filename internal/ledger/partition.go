@@ -21,7 +21,9 @@ import (
 // created ahead of time so the default partition stays empty.
 const monthsAhead = 2
 
-func partitionName(month time.Time) string { return fmt.Sprintf("entries_y%04dm%02d", month.Year(), month.Month()) }
+func partitionName(month time.Time) string {
+	return fmt.Sprintf("entries_y%04dm%02d", month.Year(), month.Month())
+}
 
 func monthStart(t time.Time) time.Time {
 	t = t.UTC()

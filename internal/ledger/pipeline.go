@@ -272,4 +272,3 @@ func NewID() string {
 	hex.Encode(s[24:], u[10:])
 	return string(s[:])
 }
-
