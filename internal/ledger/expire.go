@@ -70,7 +70,7 @@ func (e *Expirer) ExpireOnce(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for tenant, txs := range byTenant {
-		res, err := e.pipe.Submit(ctx, tenant, txs)
+		res, err := e.pipe.submit(ctx, newRequest(tenant, txs, ""))
 		if err != nil {
 			return n, err
 		}

@@ -92,7 +92,12 @@ func NewPipeline(pool *pgxpool.Pool, cfg PipelineConfig, log *slog.Logger, reg p
 // transaction. It fails fast with ErrOverloaded when the queue is full. If
 // ctx ends while the request is queued or committing, the request may still
 // commit: callers retry with the same idempotency keys to learn the outcome.
+// Submit validates txs first (a *Error rejects the whole request, nothing
+// written), so it is safe to call with input from anywhere.
 func (p *Pipeline) Submit(ctx context.Context, tenant string, txs []TxInput) ([]Result, error) {
+	if err := ValidateBatch(txs); err != nil {
+		return nil, err
+	}
 	return p.submit(ctx, newRequest(tenant, txs, ""))
 }
 
