@@ -51,6 +51,9 @@ func (j *Journal) Accept(ctx context.Context, tenant string, txs []TxInput) (Jou
 	for i := range txs {
 		keys[i] = txs[i].IdempotencyKey
 	}
+	if err := j.checkKeys(ctx, tenant, txs, keys); err != nil {
+		return JournalEntry{}, false, err
+	}
 	body, err := json.Marshal(BatchInput{Transactions: txs})
 	if err != nil {
 		return JournalEntry{}, false, err
@@ -82,6 +85,39 @@ func (j *Journal) Accept(ctx context.Context, tenant string, txs []TxInput) (Jou
 	default:
 	}
 	return e, true, nil
+}
+
+// checkKeys refuses, before anything is journaled, a request whose
+// idempotency key already names a different committed transaction.
+func (j *Journal) checkKeys(ctx context.Context, tenant string, txs []TxInput, keys []string) error {
+	rows, err := j.pool.Query(ctx, `SELECT idempotency_key, request_digest FROM transactions
+		WHERE tenant_id = $1 AND idempotency_key = ANY($2)`, tenant, keys)
+	if err != nil {
+		return fmt.Errorf("journal: check keys: %w", err)
+	}
+	defer rows.Close()
+	digests := make(map[string][]byte)
+	for rows.Next() {
+		var k string
+		var d []byte
+		if err := rows.Scan(&k, &d); err != nil {
+			return err
+		}
+		digests[k] = d
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i := range txs {
+		if d, ok := digests[txs[i].IdempotencyKey]; ok {
+			if want := Digest(&txs[i]); string(d) != string(want[:]) {
+				e := reject(CodeIdempotencyConflict, "idempotency key %q was used for a different transaction", txs[i].IdempotencyKey)
+				e.Index = i
+				return e
+			}
+		}
+	}
+	return nil
 }
 
 // Status reads an entry.

@@ -1,0 +1,35 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+
+	"github.com/bulwark-ledger/bulwark/internal/pgtest"
+	"github.com/bulwark-ledger/bulwark/internal/server"
+)
+
+// TestMain doubles as the server child of the crash test: with
+// BULWARK_TEST_CHILD_POSTGRES set, the test binary runs `serve` and nothing
+// else, so the test can SIGKILL a real server process.
+func TestMain(m *testing.M) {
+	if url := os.Getenv("BULWARK_TEST_CHILD_POSTGRES"); url != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
+		err := server.Run(ctx, server.Config{
+			Addr: os.Getenv("BULWARK_TEST_CHILD_ADDR"), PostgresURL: url,
+			AdminKey: os.Getenv("BULWARK_TEST_CHILD_ADMIN_KEY"), DataDir: os.TempDir(),
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(pgtest.Main(m))
+}
