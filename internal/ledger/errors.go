@@ -52,6 +52,7 @@ const (
 	CodeTransactionNotFound = "transaction_not_found"
 	CodeJournalNotFound     = "journal_entry_not_found"
 	CodeOverloaded          = "overloaded"
+	CodeHistoryArchived     = "history_archived"
 )
 
 var statusOf = map[string]int{
@@ -71,6 +72,7 @@ var statusOf = map[string]int{
 	CodePendingVoided:       http.StatusConflict,
 	CodePendingExpired:      http.StatusConflict,
 	CodeOverloaded:          http.StatusServiceUnavailable,
+	CodeHistoryArchived:     http.StatusGone,
 }
 
 // Sentinel errors of the write path.

@@ -145,14 +145,14 @@ func archiveOne(ctx context.Context, pool *pgxpool.Pool, name string, from, to t
 		}
 		ap.Rows = n
 		if _, err := tx.Exec(ctx, `INSERT INTO entry_archives AS a (tenant_id, account_id, seq, debits_posted,
-				credits_posted, debits_pending, credits_pending, archived_before)
+				credits_posted, debits_pending, credits_pending, last_entry_at, archived_before)
 			SELECT DISTINCT ON (tenant_id, account_id) tenant_id, account_id, seq, debits_posted, credits_posted,
-				debits_pending, credits_pending, $1::timestamptz
+				debits_pending, credits_pending, created_at, $1::timestamptz
 			FROM `+name+` ORDER BY tenant_id, account_id, seq DESC
 			ON CONFLICT (tenant_id, account_id) DO UPDATE SET seq = excluded.seq,
 				debits_posted = excluded.debits_posted, credits_posted = excluded.credits_posted,
 				debits_pending = excluded.debits_pending, credits_pending = excluded.credits_pending,
-				archived_before = excluded.archived_before
+				last_entry_at = excluded.last_entry_at, archived_before = excluded.archived_before
 			WHERE a.seq < excluded.seq`, to); err != nil {
 			return fmt.Errorf("checkpoints: %w", err)
 		}

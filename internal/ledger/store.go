@@ -157,17 +157,33 @@ func (s *Store) BalanceAt(ctx context.Context, tenant, id string, at time.Time) 
 		FROM entries WHERE tenant_id = $1 AND account_id = $2 AND created_at <= $3
 		ORDER BY seq DESC LIMIT 1`, tenant, id, at).Scan(&b.Seq, &b.DebitsPosted, &b.CreditsPosted, &b.DebitsPending, &b.CreditsPending)
 	if errors.Is(err, pgx.ErrNoRows) {
-		err = s.pool.QueryRow(ctx, `SELECT seq, debits_posted, credits_posted, debits_pending, credits_pending
-			FROM entry_archives WHERE tenant_id = $1 AND account_id = $2 AND archived_before <= $3`, tenant, id, at).
-			Scan(&b.Seq, &b.DebitsPosted, &b.CreditsPosted, &b.DebitsPending, &b.CreditsPending)
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = nil // no entry yet at that time: all zero
-		}
+		b, err = s.balanceFromArchive(ctx, tenant, id, at, b)
 	}
 	if err != nil {
 		return b, fmt.Errorf("balance at: %w", err)
 	}
 	b.Posted = amount.Net(b.CreditsPosted, b.DebitsPosted)
+	return b, nil
+}
+
+// balanceFromArchive answers an as-of read whose entries were archived:
+// exact when at is on or after the last archived entry, otherwise the
+// history is only in the archive file and the read says so.
+func (s *Store) balanceFromArchive(ctx context.Context, tenant, id string, at time.Time, b BalanceAt) (BalanceAt, error) {
+	var last, before time.Time
+	err := s.pool.QueryRow(ctx, `SELECT seq, debits_posted, credits_posted, debits_pending, credits_pending,
+			last_entry_at, archived_before
+		FROM entry_archives WHERE tenant_id = $1 AND account_id = $2`, tenant, id).
+		Scan(&b.Seq, &b.DebitsPosted, &b.CreditsPosted, &b.DebitsPending, &b.CreditsPending, &last, &before)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return b, nil // no entry yet at that time: all zero
+	}
+	if err != nil {
+		return b, err
+	}
+	if at.Before(last) {
+		return b, reject(CodeHistoryArchived, "history of %q before %s is archived (see bulwark ledger archive)", id, before.Format(time.RFC3339))
+	}
 	return b, nil
 }
 

@@ -95,6 +95,7 @@ CREATE TABLE entry_archives (
     credits_posted   numeric(39,0) NOT NULL,
     debits_pending   numeric(39,0) NOT NULL,
     credits_pending  numeric(39,0) NOT NULL,
+    last_entry_at    timestamptz NOT NULL,
     archived_before  timestamptz NOT NULL,
     PRIMARY KEY (tenant_id, account_id)
 );
