@@ -178,3 +178,13 @@ func (*StreamStart) msgType() byte    { return 'S' }
 func (*StreamStop) msgType() byte     { return 'E' }
 func (*StreamCommit) msgType() byte   { return 'c' }
 func (*StreamAbort) msgType() byte    { return 'A' }
+
+// MarshalText encodes the LSN in PostgreSQL's form, for JSON.
+func (l LSN) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
+// UnmarshalText parses PostgreSQL's form.
+func (l *LSN) UnmarshalText(b []byte) error {
+	v, err := ParseLSN(string(b))
+	*l = v
+	return err
+}

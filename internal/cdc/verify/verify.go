@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -221,7 +222,11 @@ func childEnv(cfg Config, brokers []string) []string {
 // withWorkMem lowers logical_decoding_work_mem for the relay's walsender so
 // that the workload's large transactions are streamed in progress.
 func withWorkMem(u string) string {
-	return u + "&options=-c%20logical_decoding_work_mem%3D64kB"
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	return u + sep + "options=-c%20logical_decoding_work_mem%3D64kB"
 }
 
 func injectFault(ctx context.Context, rng *rand.Rand, b **broker.Embedded, dir string, port int) (string, error) {
