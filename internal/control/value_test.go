@@ -138,3 +138,25 @@ func FuzzParseAssignment(f *testing.F) {
 		}
 	})
 }
+
+func TestSnapshotReadsDoNotAllocate(t *testing.T) {
+	w := control.NewWatcher(nil, control.NewRegistry(), nil, nil)
+	s := w.Current()
+	allocs := testing.AllocsPerRun(1000, func() {
+		_ = s.Float("acme", "tasks.recompute.rate_per_partition")
+		_ = s.Int("acme", control.KeyPriorityWeight)
+		_ = s.Text("acme", control.KeyAdmissionRules)
+		_ = w.Float("acme", "quota.requests_per_sec")
+	})
+	if allocs != 0 {
+		t.Fatalf("snapshot reads allocate %v times", allocs)
+	}
+}
+
+func BenchmarkWatcherFloat(b *testing.B) {
+	w := control.NewWatcher(nil, control.NewRegistry(), nil, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = w.Float("acme", "tasks.recompute.rate_per_partition")
+	}
+}

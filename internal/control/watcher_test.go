@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,6 +83,9 @@ func TestPropagationToTwoWatchers(t *testing.T) {
 	dbURL, s := newDBWithTenants(t)
 	w1, reg1 := startWatcher(t, dbURL)
 	w2, _ := startWatcher(t, dbURL)
+	var seen atomic.Int64
+	cancel := w2.OnChange(func(s *control.Snapshot) { seen.Store(s.Version()) })
+	defer cancel()
 	if got := w1.Float("acme", recompute); got != 10 {
 		t.Fatalf("default recompute rate = %v, want 10", got)
 	}
@@ -99,6 +103,9 @@ func TestPropagationToTwoWatchers(t *testing.T) {
 		if w1.Float("globex", recompute) != 10 {
 			t.Fatal("another tenant changed")
 		}
+	}
+	if seen.Load() != 10 {
+		t.Errorf("OnChange saw version %d, want 10", seen.Load())
 	}
 	slices.Sort(lat)
 	t.Logf("propagation to 2 watchers over %d changes: p50 %v, max %v", len(lat)/2, lat[len(lat)/2], lat[len(lat)-1])
@@ -144,7 +151,8 @@ func TestLastKnownGoodWhenDatabaseGone(t *testing.T) {
 
 	u, _ := url.Parse(dbURL)
 	dropDatabase(t, strings.TrimPrefix(u.Path, "/"))
-	waitFor(t, 10*time.Second, "store_up=0", func() bool { return gauge(t, reg, "bulwark_control_store_up") == 0 })
+	d := waitFor(t, 10*time.Second, "store_up=0", func() bool { return gauge(t, reg, "bulwark_control_store_up") == 0 })
+	t.Logf("outage noticed after %v", d)
 	time.Sleep(1500 * time.Millisecond)
 	if w.Float("acme", recompute) != 0 || w.Int("acme", control.KeyPriorityWeight) != 90 || w.Version() != version {
 		t.Fatalf("lost last known good: recompute %v weight %v version %d (was %d)",
