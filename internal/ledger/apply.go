@@ -11,8 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/bulwark-ledger/bulwark/internal/amount"
 )
 
 // maxBatchAttempts bounds retries of one batch after a serialization
@@ -26,10 +24,16 @@ const maxBatchAttempts = 8
 // journal rows (sorted), then account rows (sorted by tenant, id). Pending
 // transactions are not locked: every change of a pending transaction holds
 // the locks of all its accounts, which serialises them.
+//
+// Round trips: the statements are pipelined with BEGIN and COMMIT inside
+// the batches, so a batch costs two round trips (reads and locks; writes
+// and commit), or three when it posts or voids pending transactions (their
+// accounts are known only once the pending rows are read, and all account
+// locks must be taken by one sorted statement).
 func applyBatch(ctx context.Context, pool *pgxpool.Pool, reqs []*request) error {
 	var err error
 	for attempt := 1; attempt <= maxBatchAttempts; attempt++ {
-		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return applyOnce(ctx, tx, reqs) })
+		err = applyAttempt(ctx, pool, reqs)
 		if err == nil || !retryable(err) {
 			break
 		}
@@ -39,6 +43,19 @@ func applyBatch(ctx context.Context, pool *pgxpool.Pool, reqs []*request) error 
 		return fmt.Errorf("apply batch of %d requests: %w", len(reqs), err)
 	}
 	return nil
+}
+
+func applyAttempt(ctx context.Context, pool *pgxpool.Pool, reqs []*request) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release() // a connection left inside a transaction is destroyed, not reused
+	err = applyOnce(ctx, conn.Conn(), reqs)
+	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
+		_, _ = conn.Exec(ctx, "ROLLBACK")
+	}
+	return err
 }
 
 func retryable(err error) bool {
@@ -52,48 +69,125 @@ func retryable(err error) bool {
 	return false
 }
 
-func applyOnce(ctx context.Context, tx pgx.Tx, reqs []*request) error {
+func applyOnce(ctx context.Context, conn *pgx.Conn, reqs []*request) error {
 	b := &batchState{
 		accounts: make(map[acctKey]*acct),
 		pending:  make(map[acctKey]*pendingTx),
 		existing: make(map[acctKey]*existingTx),
 		inBatch:  make(map[acctKey]*item),
 	}
-	if err := lockJournal(ctx, tx, reqs); err != nil {
+	for _, r := range reqs {
+		r.journalDone = false
+	}
+	// Round trip 1: begin, lock journal rows, read keys (and pending rows);
+	// without post/void items the account locks go in the same trip.
+	needPending := hasPendingRefs(reqs)
+	batch := &pgx.Batch{}
+	batch.Queue("BEGIN")
+	jq := queueJournalLock(batch, reqs)
+	b.queueLoad(batch, reqs)
+	if !needPending {
+		b.queueLock(batch, reqs)
+	}
+	br := conn.SendBatch(ctx, batch)
+	err := readAll(br, func() error {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		if jq {
+			if err := readJournalLock(br, reqs); err != nil {
+				return err
+			}
+		}
+		if err := b.readLoad(br, needPending); err != nil {
+			return err
+		}
+		if !needPending {
+			return b.readLock(br)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	if err := b.load(ctx, tx, reqs); err != nil {
-		return err
-	}
-	if err := b.lockAccounts(ctx, tx, reqs); err != nil {
-		return err
+	if needPending {
+		batch = &pgx.Batch{}
+		b.queueLock(batch, reqs)
+		b.queueReloadPending(batch)
+		br = conn.SendBatch(ctx, batch)
+		if err := readAll(br, func() error {
+			if err := b.readLock(br); err != nil {
+				return err
+			}
+			return b.readReloadPending(br)
+		}); err != nil {
+			return err
+		}
 	}
 	for _, r := range reqs {
 		if !r.journalDone {
 			b.applyRequest(r)
 		}
 	}
-	return b.write(ctx, tx, reqs)
+	// Last round trip: every write, then COMMIT.
+	batch = &pgx.Batch{}
+	if err := b.queueWrites(batch, reqs); err != nil {
+		return err
+	}
+	batch.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("write and commit: %w", err)
+	}
+	return nil
 }
 
-// lockJournal locks the journal rows of journal-driven requests and marks
-// the ones another attempt already finished, loading their outcome.
-func lockJournal(ctx context.Context, tx pgx.Tx, reqs []*request) error {
-	var tenants, ids []string
-	byKey := map[acctKey]*request{}
+// readAll runs read, then closes br, returning the first error.
+func readAll(br pgx.BatchResults, read func() error) error {
+	err := read()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func hasPendingRefs(reqs []*request) bool {
 	for _, r := range reqs {
-		r.journalDone = false
+		for i := range r.items {
+			if r.items[i].in.PendingID != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// queueJournalLock locks the journal rows of journal-driven requests.
+func queueJournalLock(batch *pgx.Batch, reqs []*request) bool {
+	var tenants, ids []string
+	for _, r := range reqs {
 		if r.journalID != "" {
 			tenants, ids = append(tenants, r.tenant), append(ids, r.journalID)
-			byKey[acctKey{r.tenant, r.journalID}] = r
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return false
 	}
-	rows, err := tx.Query(ctx, `SELECT j.tenant_id, j.id::text, j.state, j.outcome FROM journal j
+	batch.Queue(`SELECT j.tenant_id, j.id::text, j.state, j.outcome FROM journal j
 		JOIN unnest($1::text[], $2::uuid[]) AS k(t, id) ON j.tenant_id = k.t AND j.id = k.id
-		ORDER BY j.tenant_id, j.id FOR UPDATE OF j`, tenants, ids)
+		ORDER BY j.tenant_id COLLATE "C", j.id FOR UPDATE OF j`, tenants, ids)
+	return true
+}
+
+// readJournalLock marks the requests another attempt already finished and
+// loads their recorded outcome.
+func readJournalLock(br pgx.BatchResults, reqs []*request) error {
+	byKey := map[acctKey]*request{}
+	for _, r := range reqs {
+		if r.journalID != "" {
+			byKey[acctKey{r.tenant, r.journalID}] = r
+		}
+	}
+	rows, err := br.Query()
 	if err != nil {
 		return fmt.Errorf("lock journal: %w", err)
 	}
@@ -105,28 +199,26 @@ func lockJournal(ctx context.Context, tx pgx.Tx, reqs []*request) error {
 			return err
 		}
 		r := byKey[acctKey{t, id}]
-		if state != "accepted" {
-			r.journalDone = true
-			var res []Result
-			if err := json.Unmarshal(outcome, &res); err != nil || len(res) != len(r.items) {
-				return fmt.Errorf("journal %s: outcome does not match its request: %v", id, err)
-			}
-			for i := range r.items {
-				r.items[i].res = res[i]
-			}
+		if state == "accepted" {
+			continue
+		}
+		r.journalDone = true
+		var res []Result
+		if err := json.Unmarshal(outcome, &res); err != nil || len(res) != len(r.items) {
+			return fmt.Errorf("journal %s: outcome does not match its request: %v", id, err)
+		}
+		for i := range r.items {
+			r.items[i].res = res[i]
 		}
 	}
 	return rows.Err()
 }
 
-// load reads the idempotency keys already used and the pending transactions
-// that post/void items refer to, in one round trip.
-func (b *batchState) load(ctx context.Context, tx pgx.Tx, reqs []*request) error {
+// queueLoad reads the idempotency keys already used and the pending
+// transactions that post/void items refer to.
+func (b *batchState) queueLoad(batch *pgx.Batch, reqs []*request) {
 	var kt, kk, pt, pid []string
 	for _, r := range reqs {
-		if r.journalDone {
-			continue
-		}
 		for i := range r.items {
 			in := r.items[i].in
 			kt, kk = append(kt, r.tenant), append(kk, in.IdempotencyKey)
@@ -135,7 +227,6 @@ func (b *batchState) load(ctx context.Context, tx pgx.Tx, reqs []*request) error
 			}
 		}
 	}
-	batch := &pgx.Batch{}
 	batch.Queue(`SELECT t.tenant_id, t.idempotency_key, t.request_digest, `+txColumns+` FROM transactions t
 		JOIN unnest($1::text[], $2::text[]) AS k(t, key) ON t.tenant_id = k.t AND t.idempotency_key = k.key`, kt, kk)
 	if len(pid) > 0 {
@@ -143,8 +234,9 @@ func (b *batchState) load(ctx context.Context, tx pgx.Tx, reqs []*request) error
 			JOIN unnest($1::text[], $2::uuid[]) AS k(t, id) ON t.tenant_id = k.t AND t.id = k.id
 			WHERE t.kind = 'pending'`, pt, pid)
 	}
-	br := tx.SendBatch(ctx, batch)
-	defer br.Close()
+}
+
+func (b *batchState) readLoad(br pgx.BatchResults, withPending bool) error {
 	rows, err := br.Query()
 	if err != nil {
 		return fmt.Errorf("load idempotency keys: %w", err)
@@ -155,24 +247,24 @@ func (b *batchState) load(ctx context.Context, tx pgx.Tx, reqs []*request) error
 		ex := &existingTx{}
 		dest := append([]any{&t, &key, &digest}, txScanDest(&ex.tx)...)
 		if err := rows.Scan(dest...); err != nil {
+			rows.Close()
 			return err
 		}
 		finishScan(&ex.tx)
 		copy(ex.digest[:], digest)
 		b.existing[acctKey{t, key}] = ex
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	if len(pid) > 0 {
-		if err := b.loadPending(br); err != nil {
-			return err
-		}
+	if withPending {
+		return b.readPending(br)
 	}
-	return br.Close()
+	return nil
 }
 
-func (b *batchState) loadPending(br pgx.BatchResults) error {
+func (b *batchState) readPending(br pgx.BatchResults) error {
 	rows, err := br.Query()
 	if err != nil {
 		return fmt.Errorf("load pending transactions: %w", err)
@@ -194,16 +286,11 @@ func (b *batchState) loadPending(br pgx.BatchResults) error {
 	return rows.Err()
 }
 
-// lockAccounts locks every account the batch may touch, sorted, and reads
-// the clock after the locks so entry times follow chain order per account.
-// Pending rows were read before the locks; they are re-read after them,
-// because a concurrent batch may have posted or voided one meanwhile.
-func (b *batchState) lockAccounts(ctx context.Context, tx pgx.Tx, reqs []*request) error {
+// queueLock locks every account the batch may touch, sorted, and reads the
+// clock after the locks so entry times follow chain order per account.
+func (b *batchState) queueLock(batch *pgx.Batch, reqs []*request) {
 	keys := map[acctKey]struct{}{}
 	for _, r := range reqs {
-		if r.journalDone {
-			continue
-		}
 		for i := range r.items {
 			for _, p := range r.items[i].in.Postings {
 				keys[acctKey{r.tenant, p.Source}] = struct{}{}
@@ -231,15 +318,16 @@ func (b *batchState) lockAccounts(ctx context.Context, tx pgx.Tx, reqs []*reques
 	for i, k := range sorted {
 		ts[i], ids[i] = k.tenant, k.id
 	}
-	batch := &pgx.Batch{}
-	// ORDER BY sits below the row locking, so rows are locked in this order.
+	// ORDER BY sits below the row locking, so rows are locked in this order;
+	// COLLATE "C" makes the database's order the same as Go's byte order.
 	batch.Queue(`SELECT a.tenant_id, a.id, a.asset, a.rule, a.seq, a.debits_posted, a.credits_posted,
 			a.debits_pending, a.credits_pending
 		FROM accounts a JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON a.tenant_id = k.t AND a.id = k.id
 		ORDER BY a.tenant_id COLLATE "C", a.id COLLATE "C" FOR UPDATE OF a`, ts, ids)
 	batch.Queue(`SELECT clock_timestamp()`)
-	br := tx.SendBatch(ctx, batch)
-	defer br.Close()
+}
+
+func (b *batchState) readLock(br pgx.BatchResults) error {
 	rows, err := br.Query()
 	if err != nil {
 		return fmt.Errorf("lock accounts: %w", err)
@@ -248,32 +336,34 @@ func (b *batchState) lockAccounts(ctx context.Context, tx pgx.Tx, reqs []*reques
 		var k acctKey
 		a := &acct{}
 		if err := rows.Scan(&k.tenant, &k.id, &a.asset, &a.rule, &a.seq, &a.dp, &a.cp, &a.dpend, &a.cpend); err != nil {
+			rows.Close()
 			return err
 		}
 		b.accounts[k] = a
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
 	if err := br.QueryRow().Scan(&b.now); err != nil {
 		return fmt.Errorf("read clock: %w", err)
 	}
-	if err := br.Close(); err != nil {
-		return err
-	}
-	return b.reloadPendingStates(ctx, tx)
+	return nil
 }
 
-func (b *batchState) reloadPendingStates(ctx context.Context, tx pgx.Tx) error {
-	if len(b.pending) == 0 {
-		return nil
-	}
+// queueReloadPending re-reads pending states after the account locks: a
+// concurrent batch may have posted or voided one since it was first read.
+func (b *batchState) queueReloadPending(batch *pgx.Batch) {
 	var ts, ids []string
 	for k := range b.pending {
 		ts, ids = append(ts, k.tenant), append(ids, k.id)
 	}
-	rows, err := tx.Query(ctx, `SELECT t.tenant_id, t.id::text, t.state FROM transactions t
+	batch.Queue(`SELECT t.tenant_id, t.id::text, t.state FROM transactions t
 		JOIN unnest($1::text[], $2::uuid[]) AS k(t, id) ON t.tenant_id = k.t AND t.id = k.id`, ts, ids)
+}
+
+func (b *batchState) readReloadPending(br pgx.BatchResults) error {
+	rows, err := br.Query()
 	if err != nil {
 		return fmt.Errorf("reload pending states: %w", err)
 	}
@@ -288,5 +378,3 @@ func (b *batchState) reloadPendingStates(ctx context.Context, tx pgx.Tx) error {
 	}
 	return rows.Err()
 }
-
-var _ = amount.Uint128{}

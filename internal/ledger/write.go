@@ -1,8 +1,6 @@
 package ledger
 
 import (
-	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -10,25 +8,15 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// write sends every write of the batch in one round trip: bulk inserts of
+// queueWrites queues every write of the batch: bulk inserts of
 // transactions and entries, one update per touched account, pending state
 // changes and journal outcomes.
-func (b *batchState) write(ctx context.Context, tx pgx.Tx, reqs []*request) error {
-	batch := &pgx.Batch{}
+func (b *batchState) queueWrites(batch *pgx.Batch, reqs []*request) error {
 	b.queueTransactions(batch)
 	b.queueEntries(batch)
 	b.queueAccounts(batch)
 	b.queuePendingStates(batch)
-	if err := queueJournal(batch, reqs); err != nil {
-		return err
-	}
-	if batch.Len() == 0 {
-		return nil
-	}
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-		return fmt.Errorf("write batch: %w", err)
-	}
-	return nil
+	return queueJournal(batch, reqs)
 }
 
 func (b *batchState) queueTransactions(batch *pgx.Batch) {
@@ -151,5 +139,3 @@ func queueJournal(batch *pgx.Batch, reqs []*request) error {
 		WHERE j.tenant_id = u.t AND j.id = u.id`, tenants, ids, states, outcomes)
 	return nil
 }
-
-var _ = hex.EncodeToString

@@ -207,6 +207,11 @@ func openStorage(ctx context.Context, cfg *Config) (*pgxpool.Pool, func(), error
 		return nil, nil, fmt.Errorf("postgres url: %w", err)
 	}
 	pcfg.MaxConns = cfg.MaxConns
+	// Custom plans for every execution: a prepared statement first planned on
+	// a fresh, empty table would otherwise keep a generic sequential-scan plan
+	// (seen: the idempotency lookup scanning all transactions per batch).
+	// Planning costs tens of µs per statement, a few per batch.
+	pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		stop()
