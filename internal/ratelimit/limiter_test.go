@@ -220,3 +220,11 @@ func TestBoundedBuckets(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkTry(b *testing.B) {
+	l := ratelimit.New(newFakeRates("recompute", 1e6))
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Try(key)
+	}
+}
