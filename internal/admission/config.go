@@ -27,11 +27,11 @@ type Config struct {
 
 	// Tolerance is how far the mean latency of a window may rise above the
 	// baseline (no-load) latency before the estimate is lowered, as a
-	// fraction: 0.25 allows +25%. Default 0.25.
+	// fraction: 0.2 allows +20%. Default 0.2.
 	Tolerance float64
 	// Window is the shortest measurement window of the estimate. A window
 	// also lasts at least one mean latency and holds at least
-	// MinWindowSamples completions, unless MaxWindow passes first.
+	// MinWindowSamples successes, unless MaxWindow passes first.
 	// Default 100 ms.
 	Window time.Duration
 	// MaxWindow closes a window however few samples it holds. Default 1 s.
@@ -112,7 +112,7 @@ func (c Config) EnsureDefaults() Config {
 	def(&c.MaxLimit, 1000)
 	def(&c.InitialLimit, min(max(c.MinLimit*4, c.MinLimit), c.MaxLimit))
 	def(&c.MaxInflight, 2*c.MaxLimit)
-	defF(&c.Tolerance, 0.25)
+	defF(&c.Tolerance, 0.2)
 	defD(&c.Window, 100*time.Millisecond)
 	defD(&c.MaxWindow, time.Second)
 	def(&c.MinWindowSamples, 20)

@@ -60,14 +60,18 @@
 // It cannot drift upward under steady timeouts. Timeouts (Outcome Dropped)
 // are not latency samples, so a limiter that looks only at latency sees the
 // quick answers, takes the backend for fast and feeds it more. Here a window
-// with drops over DropTolerance cuts the limit whatever its latency; for one
-// drop delay after a cut (the latency of the drops, i.e. the timeout) no
-// increase is allowed, because the drops of the new limit are not in yet;
-// and increases need the drop share, averaged over about one drop delay, to
-// be under DropTolerance, so windows that happen to hold no drop at a 5%
-// timeout rate do not count as clean. The baseline cannot creep up with
-// queueing either: between probes it only goes down, and a probe measures
-// at a quarter of the limit.
+// with drops over DropTolerance cuts the limit whatever its latency. And a
+// drop arrives one drop delay (the timeout) after its request was admitted,
+// long after the successes of the same requests, so windows without drops
+// prove nothing until the drops of the current limit are due: no increase
+// for one drop delay after any drop, and while drops are recent (within 10
+// drop delays) at most one increase per drop delay, so a lucky run of clean
+// windows cannot compound. Under steady timeouts the limit falls to the
+// floor and stays near it (TestNoUpwardDriftUnderTimeouts); the price is
+// that a steady trickle of timeouts holds the limit from rising much until
+// the trickle stops. The baseline cannot creep up with queueing either:
+// between probes it only goes down, and a probe measures at a quarter of
+// the limit.
 //
 // It cannot pin itself low. A baseline measured too low (a spell of cache
 // hits) would make every later window look queued and hold the limit at the

@@ -41,7 +41,7 @@ type limiter struct {
 	nextProbe   int64   // guarded by mu; ns of the next probe
 	dropDelay   int64   // guarded by mu; latency of the last drops seen, ns
 	freezeUntil int64   // guarded by mu; no increase before this ns
-	dropRate    float64 // guarded by mu; share of drops, averaged over ~dropDelay
+	dropSeenAt  int64   // guarded by mu; ns of the last window with drops
 }
 
 func newLimiter(cfg *Config, now int64) *limiter {
@@ -112,16 +112,6 @@ func (l *limiter) tick(now int64, inflight int64) {
 		l.dropDelay = dm
 	}
 	seen := l.maxSeen.Swap(inflight)
-	if s+d > 0 && now >= l.dropFrom.Load()+l.dropDelay {
-		// Average the drop share over about one drop delay: a window of a
-		// few dozen samples often holds no drop at a 5% drop rate, and
-		// such a window must not pass for a clean one. For one drop delay
-		// after a cut the window is blind to drops (those of the old
-		// estimate are skipped, those of the new one are not due yet) and
-		// does not count.
-		a := float64(elapsed) / float64(elapsed+l.dropDelay)
-		l.dropRate += a * (float64(d)/float64(s+d) - l.dropRate)
-	}
 	l.windowStart = now
 	l.nextCheck.Store(now + minLen)
 	l.updateLocked(now, s, sum, d, seen)
@@ -132,17 +122,26 @@ func (l *limiter) tick(now int64, inflight int64) {
 // sum, d drops, seen the highest in-flight count.
 func (l *limiter) updateLocked(now, s, sum, d, seen int64) {
 	cfg := l.cfg
+	// A drop shows up one drop delay (for a timeout: the timeout) after
+	// its request was admitted, long after the successes of the same
+	// requests. Until the drops of the current estimate are in, a window
+	// without drops proves nothing: no increase for that long after a
+	// drop, and while drops are recent (10 drop delays), at most one
+	// increase per drop delay, so that a lucky run of clean windows cannot
+	// compound. Under steady timeouts the estimate can therefore only
+	// fall; the price is that a steady trickle of timeouts also holds it
+	// from rising much until the trickle stops.
+	feedback := l.dropDelay + min(max(int64(cfg.Window), l.lastRTT), int64(cfg.MaxWindow))
+	if d > 0 {
+		l.dropSeenAt = now
+		l.freezeUntil = max(l.freezeUntil, now+feedback)
+	}
 	if d > 0 && float64(d) > cfg.DropTolerance*float64(s+d) {
 		// Congestion: cut, whatever latency says. Timeouts are not latency
 		// samples, so a backend that times out steadily could otherwise look
 		// fast (only the quick answers are measured) and be fed more.
-		// Drops show up one timeout after admission, so for that long the
-		// windows cannot tell whether the cut was enough: no increase until
-		// then, or the quick answers would raise the estimate between cuts
-		// and it would ratchet up under steady timeouts.
 		l.decreaseLocked(now, cfg.DropBackoff)
 		l.dropFrom.Store(now)
-		l.freezeUntil = now + l.dropDelay + min(max(int64(cfg.Window), l.lastRTT), int64(cfg.MaxWindow))
 		return
 	}
 	if s == 0 {
@@ -183,14 +182,15 @@ func (l *limiter) updateLocked(now, s, sum, d, seen int64) {
 	switch {
 	case ratio < 1:
 		l.decreaseLocked(now, max(0.5, ratio))
-	case l.dropRate > cfg.DropTolerance || float64(seen)*2 < l.limit || now < l.freezeUntil:
-		// Hold: recent drops over tolerance are no evidence of spare
-		// capacity, a window that used less than half the estimate
-		// (application limited) proves nothing about a larger one, and
-		// after a cut for drops the drops of the new estimate are not in
-		// yet.
+	case now < l.freezeUntil || float64(seen)*2 < l.limit:
+		// Hold: drops of the current estimate may still be due (above),
+		// and a window that used less than half the estimate (application
+		// limited) proves nothing about a larger one.
 	default:
 		l.limit = min(float64(cfg.MaxLimit), l.limit+math.Sqrt(l.limit))
+		if l.dropSeenAt > 0 && now-l.dropSeenAt < 10*l.dropDelay {
+			l.freezeUntil = now + feedback
+		}
 	}
 }
 

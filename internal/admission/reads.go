@@ -75,7 +75,7 @@ type Reads[V any] struct {
 	entries map[string]*list.Element // guarded by mu; values are *entry[V]
 	order   *list.List               // guarded by mu; front = stored longest ago
 
-	results *prometheus.CounterVec
+	results map[string]prometheus.Counter // by result, resolved once
 }
 
 type entry[V any] struct {
@@ -114,10 +114,14 @@ func NewReads[V any](cfg ReadsConfig, opts ...Option) (*Reads[V], error) {
 			vec = are.ExistingCollector.(*prometheus.CounterVec)
 		}
 	}
-	return &Reads[V]{
-		cfg: cfg, now: o.now, results: vec,
+	r := &Reads[V]{
+		cfg: cfg, now: o.now, results: make(map[string]prometheus.Counter),
 		entries: make(map[string]*list.Element), order: list.New(),
-	}, nil
+	}
+	for _, res := range []string{readHit, readMiss, readCoalesced, readStaleShed, readStaleError, readError} {
+		r.results[res] = vec.WithLabelValues(cfg.Name, res)
+	}
+	return r, nil
 }
 
 // Do returns the value for key: fresh from the cache, from a call for key
@@ -174,7 +178,7 @@ func (r *Reads[V]) Do(ctx context.Context, key string, fn func(context.Context) 
 	}
 }
 
-func (r *Reads[V]) count(result string) { r.results.WithLabelValues(r.cfg.Name, result).Inc() }
+func (r *Reads[V]) count(result string) { r.results[result].Inc() }
 
 // lookup returns key's value and its age, dropping it if it is past
 // serving even stale.

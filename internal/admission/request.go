@@ -23,7 +23,9 @@ type Request struct {
 	// StaleOK marks a read whose handler can answer from a stale cache
 	// entry (see Reads). When such a request is shed for overload, the
 	// middleware passes it on with the rejection in its context instead of
-	// answering 503 itself.
+	// answering 503 itself. Set it only for handlers that honour
+	// RejectionFrom (Reads.Do does): the handler then runs without an
+	// admission ticket and must not reach the backend.
 	StaleOK bool
 }
 
