@@ -30,10 +30,10 @@ const maxBatchAttempts = 8
 // and commit), or three when it posts or voids pending transactions (their
 // accounts are known only once the pending rows are read, and all account
 // locks must be taken by one sorted statement).
-func applyBatch(ctx context.Context, pool *pgxpool.Pool, reqs []*request) error {
+func applyBatch(ctx context.Context, pool *pgxpool.Pool, reqs []*request, naive bool) error {
 	var err error
 	for attempt := 1; attempt <= maxBatchAttempts; attempt++ {
-		err = applyAttempt(ctx, pool, reqs)
+		err = applyAttempt(ctx, pool, reqs, naive)
 		if err == nil || !retryable(err) {
 			break
 		}
@@ -45,13 +45,19 @@ func applyBatch(ctx context.Context, pool *pgxpool.Pool, reqs []*request) error 
 	return nil
 }
 
-func applyAttempt(ctx context.Context, pool *pgxpool.Pool, reqs []*request) error {
+func applyAttempt(ctx context.Context, pool *pgxpool.Pool, reqs []*request, naive bool) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release() // a connection left inside a transaction is destroyed, not reused
-	err = applyOnce(ctx, conn.Conn(), reqs)
+	send := func(b *pgx.Batch) pgx.BatchResults { return conn.SendBatch(ctx, b) }
+	if naive {
+		send = func(b *pgx.Batch) pgx.BatchResults {
+			return &oneByOne{ctx: ctx, conn: conn.Conn(), queued: b.QueuedQueries}
+		}
+	}
+	err = applyOnce(ctx, send, reqs)
 	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
 		_, _ = conn.Exec(ctx, "ROLLBACK")
 	}
@@ -69,7 +75,7 @@ func retryable(err error) bool {
 	return false
 }
 
-func applyOnce(ctx context.Context, conn *pgx.Conn, reqs []*request) error {
+func applyOnce(ctx context.Context, send func(*pgx.Batch) pgx.BatchResults, reqs []*request) error {
 	b := &batchState{
 		accounts: make(map[acctKey]*acct),
 		pending:  make(map[acctKey]*pendingTx),
@@ -89,7 +95,7 @@ func applyOnce(ctx context.Context, conn *pgx.Conn, reqs []*request) error {
 	if !needPending {
 		b.queueLock(batch, reqs)
 	}
-	br := conn.SendBatch(ctx, batch)
+	br := send(batch)
 	err := readAll(br, func() error {
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("begin: %w", err)
@@ -114,7 +120,7 @@ func applyOnce(ctx context.Context, conn *pgx.Conn, reqs []*request) error {
 		batch = &pgx.Batch{}
 		b.queueLock(batch, reqs)
 		b.queueReloadPending(batch)
-		br = conn.SendBatch(ctx, batch)
+		br = send(batch)
 		if err := readAll(br, func() error {
 			if err := b.readLock(br); err != nil {
 				return err
@@ -135,7 +141,7 @@ func applyOnce(ctx context.Context, conn *pgx.Conn, reqs []*request) error {
 		return err
 	}
 	batch.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+	if err := send(batch).Close(); err != nil {
 		return fmt.Errorf("write and commit: %w", err)
 	}
 	return nil

@@ -28,7 +28,7 @@ func seed(t *testing.T) uint64 {
 	return s
 }
 
-// TestRandomizedConcurrency drives two independent pipelines ("processes",
+// TestRandomizedConcurrency drives three independent pipelines (one naive) ("processes",
 // each with its own pool) on one database with many goroutines: a hot
 // account and uniform ones, rule-limited accounts, pending/post/void and
 // idempotent retries. Afterwards every invariant must hold and every
@@ -40,7 +40,7 @@ func TestRandomizedConcurrency(t *testing.T) {
 	ctx := context.Background()
 	var pipes []*ledger.Pipeline
 	var pools []*pgxpool.Pool
-	for i := range 2 {
+	for i := range 3 {
 		pool, err := pgxpool.New(ctx, url)
 		if err != nil {
 			t.Fatal(err)
@@ -48,7 +48,8 @@ func TestRandomizedConcurrency(t *testing.T) {
 		t.Cleanup(pool.Close)
 		pools = append(pools, pool)
 		// Different batch shapes per process widen the interleavings.
-		cfg := ledger.PipelineConfig{MaxBatchTransactions: 64 << i, Committers: 1 + i}
+		// The third is the naive baseline, which must be just as correct.
+		cfg := ledger.PipelineConfig{MaxBatchTransactions: 64 << i, Committers: 1 + i, Naive: i == 2}
 		p := ledger.NewPipeline(pool, cfg, slog.New(slog.DiscardHandler), nil)
 		t.Cleanup(p.Close)
 		pipes = append(pipes, p)
@@ -81,7 +82,7 @@ func TestRandomizedConcurrency(t *testing.T) {
 			var pendings []string
 			for op := range opsPerWorker {
 				tx := randomTx(rng, w, op, &pendings)
-				pipe := pipes[rng.IntN(2)]
+				pipe := pipes[rng.IntN(len(pipes))]
 				res, err := pipe.Submit(ctx, tn, []ledger.TxInput{tx})
 				if err != nil {
 					t.Errorf("submit: %v", err)
@@ -101,7 +102,7 @@ func TestRandomizedConcurrency(t *testing.T) {
 				mu.Unlock()
 				// Retry a fraction on the other process: must replay.
 				if rng.IntN(4) == 0 {
-					again, err := pipes[1-rng.IntN(2)].Submit(ctx, tn, []ledger.TxInput{tx})
+					again, err := pipes[rng.IntN(len(pipes))].Submit(ctx, tn, []ledger.TxInput{tx})
 					if err != nil || again[0].Err != nil || again[0].Transaction.ID != res[0].Transaction.ID {
 						t.Errorf("retry of %s: %v %+v", tx.IdempotencyKey, err, again)
 					}

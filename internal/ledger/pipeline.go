@@ -32,9 +32,11 @@ type PipelineConfig struct {
 	// one commits while the next locks and computes; more only adds lock
 	// waits on hot accounts.
 	Committers int
-	// Naive disables batching: every request is applied in its own database
-	// transaction as soon as it arrives, by the caller's goroutine. It is
-	// the baseline of `bulwark bench ledger`, not a production mode.
+	// Naive disables batching: every transfer is applied in its own
+	// database transaction as soon as it arrives, by the caller's goroutine,
+	// with every statement (BEGIN, key lookup, SELECT … FOR UPDATE, inserts,
+	// update, COMMIT) its own round trip: the textbook per-request design.
+	// It is the baseline of `bulwark bench ledger`, not a production mode.
 	Naive bool
 }
 
@@ -147,11 +149,30 @@ func (p *Pipeline) submit(ctx context.Context, r *request) ([]Result, error) {
 
 func (p *Pipeline) applyNow(ctx context.Context, r *request) ([]Result, error) {
 	start := time.Now()
-	if err := applyBatch(ctx, p.pool, []*request{r}); err != nil {
-		return nil, err
+	// One database transaction per transfer (unless a group needs them
+	// together), each statement its own round trip: the textbook design.
+	for _, part := range splitForNaive(r) {
+		if err := applyBatch(ctx, p.pool, []*request{part}, true); err != nil {
+			return nil, err
+		}
 	}
 	p.metrics.observe(1, len(r.items), time.Since(start))
 	return results(r), nil
+}
+
+// splitForNaive splits r into single-transaction requests sharing r's
+// items, unless r has groups (which must commit in one transaction).
+func splitForNaive(r *request) []*request {
+	for i := range r.items {
+		if r.items[i].in.Group != "" || r.journalID != "" {
+			return []*request{r}
+		}
+	}
+	parts := make([]*request, len(r.items))
+	for i := range r.items {
+		parts[i] = &request{tenant: r.tenant, items: r.items[i : i+1]}
+	}
+	return parts
 }
 
 func results(r *request) []Result {
@@ -225,7 +246,7 @@ const commitTimeout = 30 * time.Second
 func (p *Pipeline) commit(batch []*request) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	err := applyBatch(ctx, p.pool, batch)
+	err := applyBatch(ctx, p.pool, batch, false)
 	cancel()
 	n := 0
 	for _, r := range batch {

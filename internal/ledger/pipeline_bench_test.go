@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync/atomic"
 	"testing"
 
@@ -16,7 +17,19 @@ import (
 // BenchmarkPipelineHot measures the commit pipeline without HTTP: every
 // transfer touches one hot account, 32 submitters. Compare with
 // BenchmarkNaiveHot (same code, one database transaction per transfer).
-func BenchmarkPipelineHot(b *testing.B) { benchHot(b, ledger.PipelineConfig{}) }
+func BenchmarkPipelineHot(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		cfg  ledger.PipelineConfig
+	}{
+		{"default", ledger.PipelineConfig{}},
+		{"nowait", ledger.PipelineConfig{BatchWindow: -1}},
+		{"nowait-4committers", ledger.PipelineConfig{BatchWindow: -1, Committers: 4}},
+		{"1committer", ledger.PipelineConfig{Committers: 1}},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchHot(b, c.cfg) })
+	}
+}
 
 // BenchmarkNaiveHot is the per-transfer baseline.
 func BenchmarkNaiveHot(b *testing.B) { benchHot(b, ledger.PipelineConfig{Naive: true}) }
@@ -28,7 +41,9 @@ func benchHot(b *testing.B, cfg ledger.PipelineConfig) {
 		b.Fatal(err)
 	}
 	pcfg.MaxConns = 40
-	pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	if os.Getenv("PLANMODE") != "" {
+		pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = os.Getenv("PLANMODE")
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		b.Fatal(err)
