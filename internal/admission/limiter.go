@@ -164,6 +164,13 @@ func (l *limiter) updateLocked(now, s, sum, d, seen int64) {
 		return
 	}
 	l.lastRTT = rtt
+	l.judgeLocked(now, rtt, small, seen, feedback)
+}
+
+// judgeLocked moves the estimate by the latency rtt of a window that saw
+// at most DropTolerance drops, or starts a probe when one is due.
+func (l *limiter) judgeLocked(now, rtt int64, small bool, seen, feedback int64) {
+	cfg := l.cfg
 	base := l.baseline.Load()
 	if base == 0 || (rtt < base && !small) {
 		base = rtt
