@@ -16,11 +16,7 @@ var _ = register(newBenchCmd)
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Benchmark programs: measure Bulwark on this machine, side by side with baselines"}
-	cmd.AddCommand(newBenchLedgerCmd())
-	// Other benchmarks attach here when their files land (bench_cdc.go,
-	// bench_overload.go); add them to this call, one per line:
-	//   cmd.AddCommand(newBenchCDCCmd())
-	//   cmd.AddCommand(newBenchOverloadCmd())
+	cmd.AddCommand(newBenchLedgerCmd(), newBenchOverloadCmd())
 	return cmd
 }
 

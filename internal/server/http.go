@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bulwark-ledger/bulwark/internal/control"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
 	"github.com/bulwark-ledger/bulwark/internal/problem"
 	"github.com/bulwark-ledger/bulwark/internal/tenant"
@@ -20,10 +21,12 @@ import (
 //go:embed openapi.yaml
 var openapi []byte
 
-func newHandler(pool *pgxpool.Pool, reg *prometheus.Registry, tenants *tenant.Store, api *ledger.API, log *slog.Logger) http.Handler {
+func newHandler(pool *pgxpool.Pool, reg *prometheus.Registry, tenants *tenant.Store, api *ledger.API,
+	capi *control.API, edge *edge, log *slog.Logger) http.Handler {
 	app := http.NewServeMux()
 	tenants.Register(app)
 	api.Register(app)
+	capi.Register(app)
 	app.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Send(w, http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path)
 	})
@@ -44,7 +47,9 @@ func newHandler(pool *pgxpool.Pool, reg *prometheus.Registry, tenants *tenant.St
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(openapi)
 	})
-	root.Handle("/", tenants.Middleware(capturePattern(app)))
+	// auth → admission → routes: admission needs the principal, and shed
+	// requests never reach a handler.
+	root.Handle("/", tenants.Middleware(edge.trafficQuota(edge.ctl.Middleware(edge.classify, capturePattern(app)))))
 	return instrument(reg, log, root)
 }
 

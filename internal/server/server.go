@@ -24,6 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulwark-ledger/bulwark/internal/admission"
+	"github.com/bulwark-ledger/bulwark/internal/control"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
 	"github.com/bulwark-ledger/bulwark/internal/pgserver"
 	"github.com/bulwark-ledger/bulwark/internal/schema"
@@ -46,6 +48,8 @@ type Config struct {
 	// Roles to run: "api" (HTTP edge and ledger writes) and "workers"
 	// (journal applier, pending expiry, partition maintenance). Empty means all.
 	Roles []string
+	// Admission tunes overload control at the HTTP edge (zero = defaults).
+	Admission admission.Config
 	// Pipeline tunes the ledger commit pipeline.
 	Pipeline ledger.PipelineConfig
 	// MaxConns bounds the PostgreSQL pool. Zero means 32.
@@ -120,6 +124,47 @@ func Run(ctx context.Context, cfg Config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// The control plane runs in every role: each process applies tenant
+	// settings within a second of a change and keeps the last known good
+	// ones when the database is unreachable.
+	creg := control.NewRegistry()
+	if err := creg.SetValidator(control.KeyAdmissionRules, func(text string) error {
+		if strings.TrimSpace(text) == "" {
+			return nil // empty means DefaultRules
+		}
+		_, err := admission.ParseRules([]byte(text))
+		return err
+	}); err != nil {
+		return err
+	}
+	watcher := control.NewWatcher(pool, creg, log, reg)
+	ctl, err := admission.New(cfg.Admission, admission.WithRegisterer(reg))
+	if err != nil {
+		return fmt.Errorf("admission: %w", err)
+	}
+	edge := newEdge(ctl, watcher)
+	if err := edge.onChange(watcher.Current()); err != nil {
+		return fmt.Errorf("admission rules: %w", err)
+	}
+	cancelOnChange := watcher.OnChange(func(s *control.Snapshot) {
+		if err := edge.onChange(s); err != nil {
+			log.Error("apply admission rules", "err", err)
+		}
+	})
+	defer cancelOnChange()
+	if err := watcher.Sync(ctx); err != nil {
+		log.Warn("control settings: serving defaults until the store answers", "err", err)
+	} else if err := edge.onChange(watcher.Current()); err != nil {
+		log.Error("apply admission rules", "err", err)
+	}
+	always, actx := errgroup.WithContext(context.WithoutCancel(ctx))
+	actx, stopAlways := context.WithCancel(actx)
+	always.Go(func() error { return watcher.Run(actx) })
+	defer func() {
+		stopAlways()
+		_ = always.Wait()
+	}()
+
 	pipe := ledger.NewPipeline(pool, cfg.Pipeline, log, reg)
 	defer pipe.Close() // after HTTP has drained: answers in-flight requests
 	journal := ledger.NewJournal(pool, pipe, log)
@@ -135,7 +180,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var serveErr error
 	if cfg.has(RoleAPI) {
-		h := newHandler(pool, reg, tenants, api, log)
+		h := newHandler(pool, reg, tenants, api, control.NewAPI(control.NewStore(pool, creg), log), edge, log)
 		serveErr = serve(ctx, cfg, h)
 	} else {
 		<-ctx.Done()

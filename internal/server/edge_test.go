@@ -1,0 +1,113 @@
+package server_test
+
+import (
+	"testing"
+	"time"
+)
+
+// TestQuotaFromControlPlaneAppliesLive sets a tenant's request quota through
+// the admin API of a running server and expects 429 problem+json (stage,
+// reason, Retry-After) within a second, without a restart; unsetting it
+// restores service. Another tenant is unaffected.
+func TestQuotaFromControlPlaneAppliesLive(t *testing.T) {
+	t.Parallel()
+	admin, _ := startServer(t)
+	acme, other := newTenant(t, admin, "acme"), newTenant(t, admin, "other")
+	set := map[string]any{"set": map[string]string{"quota.requests_per_sec": "1", "quota.burst": "2"}, "reason": "test"}
+	if r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/acme", set); r.status != 200 {
+		t.Fatalf("set quota: %d %s", r.status, r.raw)
+	}
+	var limited response
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if limited = acme.do(t, "GET", "/v1/accounts/none", nil); limited.status == 429 {
+			break
+		}
+	}
+	if limited.status != 429 || limited.body["code"] == nil || limited.body["reason"] != "quota" || limited.header.Get("Retry-After") == "" {
+		t.Fatalf("over quota: %d %s (Retry-After %q)", limited.status, limited.raw, limited.header.Get("Retry-After"))
+	}
+	for range 5 {
+		if r := other.do(t, "GET", "/v1/accounts/none", nil); r.status != 404 {
+			t.Fatalf("other tenant affected by acme's quota: %d", r.status)
+		}
+	}
+	unset := map[string]any{"unset": []string{"quota.requests_per_sec", "quota.burst"}, "reason": "test"}
+	if r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/acme", unset); r.status != 200 {
+		t.Fatalf("unset quota: %d %s", r.status, r.raw)
+	}
+	time.Sleep(1100 * time.Millisecond) // propagation takes < 1 s
+	acme.do(t, "GET", "/v1/accounts/none", nil) // applies the new quota; tokens carry over
+	time.Sleep(200 * time.Millisecond)          // 200 tokens at the default 1,000/s
+	ok := 0
+	for range 20 {
+		if r := acme.do(t, "GET", "/v1/accounts/none", nil); r.status == 404 {
+			ok++
+		} else {
+			t.Logf("after unset: %d %s", r.status, r.raw)
+		}
+	}
+	if ok != 20 {
+		t.Fatalf("after unsetting the quota %d of 20 requests passed", ok)
+	}
+}
+
+// TestUnentitledClaimsAreDowngraded: a key without entitlements claiming
+// partner source is served (claims are downgraded, not refused) and the
+// rules table refuses garbage through the control API, changing nothing.
+func TestBadRulesAreRefusedAndChangeNothing(t *testing.T) {
+	t.Parallel()
+	admin, _ := startServer(t)
+	c := newTenant(t, admin, "acme")
+	bad := map[string]any{"set": map[string]string{"admission.rules": "level top banana"}, "reason": "test"}
+	if r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/*", bad); r.status != 422 {
+		t.Fatalf("bad rules: %d %s", r.status, r.raw)
+	}
+	if r := c.do(t, "GET", "/v1/accounts/none", nil, "Bulwark-Source", "partner", "Bulwark-Traffic", "crawler"); r.status != 404 {
+		t.Fatalf("request with unentitled claims: %d %s", r.status, r.raw)
+	}
+	if r := admin.do(t, "GET", "/v1/admin/settings/history", nil); r.status != 200 || len(r.raw) == 0 {
+		t.Fatalf("history: %d", r.status)
+	}
+}
+
+// TestSurgePresetTightensCrawlerQuota applies the surge preset through the
+// admin API: an entitled crawler key is limited to the preset's 5/s within
+// a second, normal traffic of the same tenant is not, and revert restores
+// the default crawler quota.
+func TestSurgePresetTightensCrawlerQuota(t *testing.T) {
+	t.Parallel()
+	admin, _ := startServer(t)
+	newTenant(t, admin, "acme")
+	r := admin.do(t, "POST", "/v1/admin/tenants/acme/api-keys", map[string]any{"traffic_types": []string{"crawler"}})
+	if r.status != 201 {
+		t.Fatalf("crawler key: %d %s", r.status, r.raw)
+	}
+	bot := &client{base: admin.base, key: r.body["key"].(string), http: admin.http}
+	crawl := func() int { return bot.do(t, "GET", "/v1/accounts/none", nil, "Bulwark-Traffic", "crawler").status }
+	if r := admin.do(t, "POST", "/v1/admin/presets/surge/apply", map[string]string{"tenant": "acme", "reason": "test"}); r.status != 200 {
+		t.Fatalf("apply surge: %d %s", r.status, r.raw)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	limited := 0
+	for range 20 {
+		if crawl() == 429 {
+			limited++
+		}
+	}
+	if limited < 10 {
+		t.Fatalf("surge: %d of 20 rapid crawler requests limited, want most (5/s, burst 5)", limited)
+	}
+	if s := bot.do(t, "GET", "/v1/accounts/none", nil).status; s != 404 {
+		t.Fatalf("normal traffic of the same key under surge: %d", s)
+	}
+	if r := admin.do(t, "POST", "/v1/admin/presets/surge/revert", map[string]string{"tenant": "acme", "reason": "test"}); r.status != 200 {
+		t.Fatalf("revert surge: %d %s", r.status, r.raw)
+	}
+	time.Sleep(1500 * time.Millisecond) // propagation, then 50/s refills the bucket
+	for i := range 10 {
+		if s := crawl(); s != 404 {
+			t.Fatalf("after revert, crawler request %d: %d", i, s)
+		}
+	}
+}
