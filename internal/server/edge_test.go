@@ -36,7 +36,7 @@ func TestQuotaFromControlPlaneAppliesLive(t *testing.T) {
 	if r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/acme", unset); r.status != 200 {
 		t.Fatalf("unset quota: %d %s", r.status, r.raw)
 	}
-	time.Sleep(1100 * time.Millisecond) // propagation takes < 1 s
+	time.Sleep(1100 * time.Millisecond)         // propagation takes < 1 s
 	acme.do(t, "GET", "/v1/accounts/none", nil) // applies the new quota; tokens carry over
 	time.Sleep(200 * time.Millisecond)          // 200 tokens at the default 1,000/s
 	ok := 0
