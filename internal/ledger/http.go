@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwark-ledger/bulwark/internal/admission"
 	"github.com/bulwark-ledger/bulwark/internal/problem"
 	"github.com/bulwark-ledger/bulwark/internal/tenant"
 )
@@ -21,6 +22,11 @@ type API struct {
 	Pipe    *Pipeline
 	Journal *Journal
 	Log     *slog.Logger
+	// AccountReads, when set, coalesces identical concurrent account reads
+	// into one query and answers from its short-lived cache, serving a stale
+	// copy (marked Bulwark-Stale: true) when the read is shed by admission
+	// control or the database fails.
+	AccountReads *admission.Reads[Account]
 }
 
 // Register mounts the ledger routes on mux.
@@ -63,10 +69,26 @@ func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	acc, err := a.Store.Account(r.Context(), tn, r.PathValue("id"))
-	if err != nil {
-		a.fail(w, err)
+	id := r.PathValue("id")
+	read := func(ctx context.Context) (Account, error) { return a.Store.Account(ctx, tn, id) }
+	if a.AccountReads == nil {
+		acc, err := read(r.Context())
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, acc)
 		return
+	}
+	acc, stale, err := a.AccountReads.Do(r.Context(), tn+"\x00"+id, read)
+	if err != nil {
+		if !admission.WriteError(w, err) {
+			a.fail(w, err)
+		}
+		return
+	}
+	if stale {
+		admission.MarkStale(w.Header())
 	}
 	writeJSON(w, http.StatusOK, acc)
 }

@@ -205,6 +205,9 @@ func (e *edge) classify(r *http.Request) admission.Request {
 		Entitled: admission.Entitlements{Sources: p.Sources, Traffic: p.TrafficTypes,
 			DefaultSource: "", DefaultTraffic: "normal"},
 	}
+	// Plain account reads can be answered stale when shed (see ledger.API).
+	req.StaleOK = r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/accounts/") &&
+		!strings.Contains(r.URL.Path[len("/v1/accounts/"):], "/")
 	if p.Admin {
 		req.Tenant, req.Route = "admin", RouteAdmin
 		req.Entitled.Traffic = nil

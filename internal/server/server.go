@@ -62,6 +62,11 @@ type Config struct {
 	Ready func(addr string)
 }
 
+// accountReadTTL is how long an account read is served from cache: short
+// enough that a client reading its own write sees it after one round trip,
+// long enough to fold a burst of identical reads into one query.
+const accountReadTTL = 20 * time.Millisecond
+
 // Roles.
 const (
 	RoleAPI     = "api"
@@ -168,7 +173,14 @@ func Run(ctx context.Context, cfg Config) error {
 	pipe := ledger.NewPipeline(pool, cfg.Pipeline, log, reg)
 	defer pipe.Close() // after HTTP has drained: answers in-flight requests
 	journal := ledger.NewJournal(pool, pipe, log)
-	api := &ledger.API{Store: ledger.NewStore(pool), Pipe: pipe, Journal: journal, Log: log}
+	// Account reads: coalesced, fresh for accountReadTTL, stale copies up to
+	// a minute old when a read is shed or the database fails.
+	reads, err := admission.NewReads[ledger.Account](admission.ReadsConfig{Name: "accounts", TTL: accountReadTTL},
+		admission.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+	api := &ledger.API{Store: ledger.NewStore(pool), Pipe: pipe, Journal: journal, Log: log, AccountReads: reads}
 	tenants := tenant.NewStore(pool, cfg.AdminKey)
 
 	workers, wctx := errgroup.WithContext(context.WithoutCancel(ctx))
