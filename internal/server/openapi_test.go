@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulwark-ledger/bulwark/internal/admission"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
 )
 
@@ -22,14 +23,35 @@ import (
 // methods at four; ProblemCode's enum and x-enumDescriptions under
 // "components: schemas:".
 
-// routeFiles always declare routes; packages imported by http.go are scanned
-// as well, so a package mounted there later cannot be left out of the doc.
+// routeFiles always declare routes; the other files of this package and
+// every internal package they import are scanned as well, so a package
+// mounted later (a handler in http.go, a middleware wired in another file)
+// cannot be left out of the doc.
 var routeFiles = []string{"../ledger/http.go", "../tenant/http.go", "http.go"}
 
+// constStatus gives the status of the Code... constants of packages that
+// answer them through their own error types rather than with a literal
+// http.StatusX next to the code. A package declaring such constants must be
+// listed here, so that a new one cannot go undocumented.
+var constStatus = map[string]func(code string) (int, bool){
+	"ledger": func(code string) (int, bool) { return (&ledger.Error{Code: code}).Status(), true },
+	"admission": func(code string) (int, bool) {
+		for i := range 256 {
+			if p := (&admission.Rejection{Reason: admission.Reason(i)}).Problem(); p.Code == code {
+				return p.Status, true
+			}
+		}
+		return 0, false
+	},
+}
+
+// literalRE finds problem.Send(w, http.StatusX, "code", ...),
+// problem.New(http.StatusX, "code", ...) and table rows such as
+// {ErrX, http.StatusX, "code"}.
 var (
 	routeRE   = regexp.MustCompile(`\bHandle(?:Func)?\("([A-Z]+) (/[^"]*)"`)
 	codeRE    = regexp.MustCompile(`(?m)^\s*(Code\w+)\s*=\s*"([^"]+)"`)
-	literalRE = regexp.MustCompile(`problem\.(?:Send\(\s*\w+\s*,|New\()\s*http\.Status(\w+)\s*,\s*"([a-z0-9_]+)"`)
+	literalRE = regexp.MustCompile(`\bhttp\.Status(\w+)\s*,\s*"([a-z0-9_]+)"`)
 	docPathRE = regexp.MustCompile(`^  (/\S*):\s*$`)
 	docOpRE   = regexp.MustCompile(`^    (get|put|post|delete|patch|head|options|trace):\s*$`)
 	enumRE    = regexp.MustCompile(`^\s+- ([a-z0-9_]+)\s*$`)
@@ -65,14 +87,22 @@ func yamlLines(t *testing.T) []string {
 	return lines
 }
 
-// sourceFiles is routeFiles plus the non-test files of every internal
-// package http.go imports.
+// goFiles returns the non-test Go files of the package in dir.
+func goFiles(dir string) []string {
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	var files []string
+	for _, m := range matches {
+		if !strings.HasSuffix(m, "_test.go") {
+			files = append(files, m)
+		}
+	}
+	return files
+}
+
+// sourceFiles is routeFiles plus the non-test files of this package and of
+// every internal package they import.
 func sourceFiles(t *testing.T) []string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "http.go", nil, parser.ImportsOnly)
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen := map[string]bool{}
 	var files []string
 	add := func(p string) {
@@ -84,15 +114,22 @@ func sourceFiles(t *testing.T) []string {
 	for _, p := range routeFiles {
 		add(p)
 	}
-	for _, imp := range f.Imports {
-		path, _ := strconv.Unquote(imp.Path.Value)
-		_, rel, ok := strings.Cut(path, "/internal/")
-		if !ok {
-			continue
+	own := goFiles(".")
+	for _, p := range own {
+		add(p)
+	}
+	for _, file := range own {
+		f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
 		}
-		matches, _ := filepath.Glob(filepath.Join("..", rel, "*.go"))
-		for _, m := range matches {
-			if !strings.HasSuffix(m, "_test.go") {
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			_, rel, ok := strings.Cut(path, "/internal/")
+			if !ok {
+				continue
+			}
+			for _, m := range goFiles(filepath.Join("..", rel)) {
 				add(m)
 			}
 		}
@@ -217,18 +254,29 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 
 	// want: every code the source can answer, with its HTTP status.
 	want := map[string]int{}
-	consts := codeRE.FindAllStringSubmatch(string(readFile(t, "../ledger/errors.go")), -1)
-	if len(consts) == 0 {
+	if len(codeRE.FindAllStringSubmatch(string(readFile(t, "../ledger/errors.go")), -1)) == 0 {
 		t.Fatal("no Code... constants found in ../ledger/errors.go")
 	}
-	for _, m := range consts {
-		if !strings.Contains(doc, m[2]) {
-			t.Errorf("ledger.%s = %q does not appear in openapi.yaml", m[1], m[2])
-		}
-		want[m[2]] = (&ledger.Error{Code: m[2]}).Status()
-	}
 	for _, file := range sourceFiles(t) {
-		for _, m := range literalRE.FindAllStringSubmatch(string(readFile(t, file)), -1) {
+		src := string(readFile(t, file))
+		pkg := filepath.Base(filepath.Dir(file))
+		for _, m := range codeRE.FindAllStringSubmatch(src, -1) {
+			if !strings.Contains(doc, m[2]) {
+				t.Errorf("%s.%s = %q does not appear in openapi.yaml", pkg, m[1], m[2])
+			}
+			statusOf, ok := constStatus[pkg]
+			if !ok {
+				t.Errorf("%s: %s = %q: add package %s to constStatus", file, m[1], m[2], pkg)
+				continue
+			}
+			s, ok := statusOf(m[2])
+			if !ok {
+				t.Errorf("%s: %s = %q: constStatus[%q] knows no status for it", file, m[1], m[2], pkg)
+				continue
+			}
+			want[m[2]] = s
+		}
+		for _, m := range literalRE.FindAllStringSubmatch(src, -1) {
 			s, ok := statusByName[m[1]]
 			if !ok {
 				t.Errorf("%s: http.Status%s: add it to statusByName", file, m[1])
