@@ -209,7 +209,8 @@ func (e *edge) classify(r *http.Request) admission.Request {
 	req.StaleOK = r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/accounts/") &&
 		!strings.Contains(r.URL.Path[len("/v1/accounts/"):], "/")
 	if p.Admin {
-		req.Tenant, req.Route = "admin", RouteAdmin
+		// "*admin" cannot be a tenant id, so no tenant shares its budget.
+		req.Tenant, req.Route = "*admin", RouteAdmin
 		req.Entitled.Traffic = nil
 		return req
 	}

@@ -82,7 +82,6 @@ CREATE TABLE entries (
     created_at       timestamptz NOT NULL,
     PRIMARY KEY (tenant_id, account_id, seq, created_at)
 ) PARTITION BY RANGE (created_at);
-CREATE INDEX entries_by_transaction ON entries (tenant_id, transaction_id);
 CREATE TABLE entries_default PARTITION OF entries DEFAULT;
 
 -- What archiving removed: per account, the last archived entry's seq and
