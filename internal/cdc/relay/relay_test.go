@@ -114,3 +114,12 @@ func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func keyOf(row map[string]any) string {
+	if id, ok := row["id"].(float64); ok {
+		return fmt.Sprint(int(id))
+	}
+	return fmt.Sprint(row["k"])
+}
