@@ -16,7 +16,7 @@ var _ = register(newBenchCmd)
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Benchmark programs: measure Bulwark on this machine, side by side with baselines"}
-	cmd.AddCommand(newBenchLedgerCmd(), newBenchOverloadCmd())
+	cmd.AddCommand(newBenchLedgerCmd(), newBenchOverloadCmd(), newBenchCDCCmd())
 	return cmd
 }
 
