@@ -6,7 +6,7 @@ ADDR      ?= 127.0.0.1:8080
 # Package parallelism: each test binary starts its own PostgreSQL cluster.
 TEST_P    ?= 2
 
-.PHONY: run test build setup vet fuzz bench-ledger bench-ledger-long crash-test clean
+.PHONY: run test build setup vet fuzz bench-ledger bench-overload bench-cdc crash-test cdc-verify-long clean
 
 run: setup build
 	$(BIN) serve --data-dir $(DATA_DIR) --addr $(ADDR)
@@ -29,6 +29,12 @@ fuzz: setup
 bench-ledger: setup build
 	$(BIN) bench ledger --workload hot --clients 32 --duration 10s --json bench-ledger-hot.json
 	$(BIN) bench ledger --workload uniform --clients 32 --duration 10s --json bench-ledger-uniform.json
+
+bench-overload: setup build
+	$(BIN) bench overload --json bench-overload.json
+
+bench-cdc: setup build
+	$(BIN) bench cdc --rows 200000 --json bench-cdc.json
 
 # The long crash test: many SIGKILLs under load (the short one is in make test).
 crash-test: setup
