@@ -69,6 +69,8 @@ directory and removes it afterwards.`,
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the transfer generator")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to FILE (goroutines labelled ledgerbench=client|server)")
 	f.StringVar(&logLevel, "log-level", "warn", "log level of the benchmarked servers: debug, info, warn, error")
+	cmd.Flags().DurationVar(&cfg.Pipeline.BatchWindow, "batch-window", 0, "pipeline batch window of the benchmarked servers (0 = default, negative = no wait)")
+	cmd.Flags().IntVar(&cfg.Pipeline.Committers, "committers", 0, "pipeline committers of the benchmarked servers (0 = default)")
 	return cmd
 }
 

@@ -1,6 +1,8 @@
 package ledgerbench
 
 import (
+	"github.com/bulwark-ledger/bulwark/internal/ledger"
+
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +51,8 @@ const (
 
 // Config of a benchmark.
 type Config struct {
+	// Pipeline tunes the servers' commit pipeline (Naive is set per mode).
+	Pipeline ledger.PipelineConfig
 	// Workload is WorkloadHot or WorkloadUniform. Empty means hot.
 	Workload string
 	// Clients is the number of concurrent closed-loop clients (one request

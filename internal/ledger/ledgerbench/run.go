@@ -46,7 +46,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep *Report, err error
 // runOne is one mode and request type on its own database and server.
 func runOne(ctx context.Context, cfg *Config, adminURL string, work *workload, mode, request string) (res Result, err error) {
 	name := fmt.Sprintf("bench_%s_%s_%s_%d", cfg.Workload, mode, request, time.Now().UnixNano())
-	t, err := startTarget(ctx, adminURL, name, mode == ModeNaive, cfg.Logger)
+	pc := cfg.Pipeline
+	pc.Naive = mode == ModeNaive
+	t, err := startTarget(ctx, adminURL, name, pc, cfg.Logger)
 	if err != nil {
 		return res, err
 	}

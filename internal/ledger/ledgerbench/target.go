@@ -68,7 +68,7 @@ type target struct {
 // startTarget creates database name and runs a server on it in this
 // process (labelled ledgerbench=server for CPU profiles). The server runs
 // until stopServer or close.
-func startTarget(ctx context.Context, adminURL, name string, naive bool, log *slog.Logger) (*target, error) {
+func startTarget(ctx context.Context, adminURL, name string, pc ledger.PipelineConfig, log *slog.Logger) (*target, error) {
 	dbURL, err := withDB(adminURL, name)
 	if err != nil {
 		return nil, err
@@ -81,7 +81,7 @@ func startTarget(ctx context.Context, adminURL, name string, naive bool, log *sl
 	sctx, cancel := context.WithCancel(ctx)
 	t.cancel = cancel
 	cfg := server.Config{Addr: "127.0.0.1:0", PostgresURL: dbURL, AdminKey: t.adminKey, Logger: log,
-		Pipeline: ledger.PipelineConfig{Naive: naive}, Ready: func(addr string) { ready <- addr }}
+		Pipeline: pc, Ready: func(addr string) { ready <- addr }}
 	go pprof.Do(sctx, pprof.Labels("ledgerbench", "server"), func(ctx context.Context) { t.done <- server.Run(ctx, cfg) })
 	select {
 	case addr := <-ready:
