@@ -33,6 +33,7 @@ type cdcFlags struct {
 	tables      string
 	prefix      string
 	ckptTopic   string
+	partitions  int32
 	logLevel    string
 }
 
@@ -46,6 +47,7 @@ func (f *cdcFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.tables, "tables", "", "tables to publish (schema.table,…) when the publication does not exist")
 	fl.StringVar(&f.prefix, "topic-prefix", "bulwark.cdc.", "prefix of the per-table topics")
 	fl.StringVar(&f.ckptTopic, "checkpoint-topic", "bulwark.cdc.checkpoints", "compacted topic of relay checkpoints")
+	fl.Int32Var(&f.partitions, "partitions", 1, "partitions of the topics the relay creates (existing topics keep theirs)")
 	fl.StringVar(&f.logLevel, "log-level", envOr("BULWARK_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 }
 
@@ -75,7 +77,7 @@ func (f *cdcFlags) open(ctx context.Context) (relay.Config, func(), error) {
 	}
 	cfg := relay.Config{
 		PostgresURL: pgURL, Brokers: brokers, Slot: f.slot, Publication: f.publication,
-		PublicationTables: splitList(f.tables), TopicPrefix: f.prefix, CheckpointTopic: f.ckptTopic,
+		PublicationTables: splitList(f.tables), TopicPrefix: f.prefix, CheckpointTopic: f.ckptTopic, TopicPartitions: f.partitions,
 		SpillDir: filepath.Join(f.db.dataDir, "cdc-spill", f.slot), Logger: log,
 	}
 	return cfg, func() { closeKafka(); closeDB() }, nil
@@ -270,8 +272,8 @@ nothing of rolled-back work appears. Replay a failure with --seed.`,
 					err = werr
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "kills %d, faults %q, txns %d, changes %d, events %d, violations %d, %.1fs\n",
-				rep.Kills, rep.Faults, rep.Txns, rep.Changes, rep.Events, len(rep.Violations), rep.DurationSec)
+			fmt.Fprintf(cmd.OutOrStdout(), "kills %d, faults %q, snapshot resumes %d, txns %d, changes %d, events %d, violations %d, %.1fs\n",
+				rep.Kills, rep.Faults, rep.SnapshotResumes, rep.Txns, rep.Changes, rep.Events, len(rep.Violations), rep.DurationSec)
 			for i, v := range rep.Violations {
 				if i == 20 {
 					break

@@ -30,6 +30,7 @@ import (
 
 type pubTable struct {
 	schema, name string
+	cols         []string // published columns (generated ones are not)
 	keyCols      []string
 	keyTypes     []uint32
 	keyTypeNames []string
@@ -143,7 +144,18 @@ func (s *session) tableKey(ctx context.Context, schema, name string) (pubTable, 
 		}
 		t.keyCols, t.keyTypes, t.keyTypeNames = append(t.keyCols, col), append(t.keyTypes, oid), append(t.keyTypeNames, typ)
 	}
-	return t, rows.Err()
+	if err := rows.Err(); err != nil {
+		return t, err
+	}
+	rows.Close()
+	crows, err := s.conn.Query(ctx, `SELECT attname FROM pg_attribute
+		WHERE attrelid = ($1 || '.' || $2)::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+		ORDER BY attnum`, pgx.Identifier{schema}.Sanitize(), pgx.Identifier{name}.Sanitize())
+	if err != nil {
+		return t, fmt.Errorf("columns of %s.%s: %w", schema, name, err)
+	}
+	t.cols, err = pgx.CollectRows(crows, pgx.RowTo[string])
+	return t, err
 }
 
 // readSnapshot reads every unfinished table under the exported snapshot.
@@ -256,8 +268,13 @@ func (s *session) emitRow(ctx context.Context, topic string, t *TableProgress, p
 // sort in "C" collation so that Go can compare them bytewise.
 func chunkQuery(t pubTable, lastKey []string, limit int) (string, []any) {
 	from := pgx.Identifier{t.schema, t.name}.Sanitize()
+	sel := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		sel[i] = pgx.Identifier{c}.Sanitize()
+	}
+	list := strings.Join(sel, ", ")
 	if len(t.keyCols) == 0 {
-		return "SELECT * FROM " + from, nil
+		return "SELECT " + list + " FROM " + from, nil
 	}
 	cols := make([]string, len(t.keyCols))
 	params := make([]string, len(t.keyCols))
@@ -277,7 +294,7 @@ func chunkQuery(t pubTable, lastKey []string, limit int) (string, []any) {
 			args = append(args, k)
 		}
 	}
-	return fmt.Sprintf("SELECT * FROM %s%s ORDER BY %s LIMIT %d", from, where, strings.Join(cols, ", "), limit), args
+	return fmt.Sprintf("SELECT %s FROM %s%s ORDER BY %s LIMIT %d", list, from, where, strings.Join(cols, ", "), limit), args
 }
 
 func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

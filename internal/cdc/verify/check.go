@@ -60,7 +60,7 @@ func readAll(ctx context.Context, brokers []string, timeout time.Duration) ([]re
 				bad = fmt.Errorf("verify: bad event at %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 				return
 			}
-			if e.Source.Table == "v_end" {
+			if e.Source.Table == "v_end" && e.Op == relay.OpCreate {
 				sawEnd = true
 			}
 			out = append(out, e)

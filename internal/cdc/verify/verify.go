@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,6 +74,9 @@ type Report struct {
 	Kills       int      `json:"kills"`
 	Faults      []string `json:"faults"`
 	SelfExits   int      `json:"relay_exits"`
+	// SnapshotResumes counts relay starts that resumed an interrupted
+	// snapshot under a new one.
+	SnapshotResumes int `json:"snapshot_resumes"`
 	Txns        int      `json:"txns_committed"`
 	Changes     int      `json:"changes_committed"`
 	Events      int      `json:"events_read"`
@@ -154,7 +158,14 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}()
 	for i := range cfg.Kills {
-		time.Sleep(300*time.Millisecond + time.Duration(rng.IntN(1500))*time.Millisecond)
+		d := 300*time.Millisecond + time.Duration(rng.IntN(1500))*time.Millisecond
+		if i == 0 && rng.IntN(3) > 0 {
+			// Aim the first kill inside the snapshot: the exported snapshot
+			// dies with the process and the next relay must resume.
+			d = 0
+			_ = waitSnapshot(ctx, child.env, b.Addrs(), false)
+		}
+		time.Sleep(d)
 		if rng.IntN(2) == 0 {
 			f, err := injectFault(ctx, rng, &b, bdir, port)
 			if err != nil {
@@ -176,11 +187,17 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if writeErr != nil {
 		return rep, writeErr
 	}
+	// The end marker must come from the stream: wait until the snapshot
+	// (possibly resumed late by a restarted relay) is complete.
+	if err := waitSnapshot(ctx, child.env, b.Addrs(), true); err != nil {
+		return rep, err
+	}
 	if _, err := conn.Exec(ctx, `INSERT INTO v_end VALUES (1)`); err != nil {
 		return rep, err
 	}
 	evs, err := readAll(ctx, b.Addrs(), 3*time.Minute)
 	rep.SelfExits = child.selfExits()
+	rep.SnapshotResumes = countInLogs(cfg.Dir, "snapshot resumed")
 	if err != nil {
 		return rep, err
 	}
@@ -206,7 +223,15 @@ func setup(ctx context.Context, conn *pgx.Conn, m *model, rows int) error {
 	for i := 1; i <= rows; i++ {
 		m.record(op{key: fmt.Sprintf("v_acct/%d", i), step: step{"c", 1}})
 	}
-	m.next = rows
+	// Text-keyed rows too, so that a snapshot resumed after a kill compares
+	// text keys.
+	if _, err := conn.Exec(ctx, `INSERT INTO v_tag SELECT 'k' || (g % 97), g, 1, 'initial' FROM generate_series($1::int + 1, $1::int * 3 / 2) g`, rows); err != nil {
+		return err
+	}
+	for i := rows + 1; i <= rows*3/2; i++ {
+		m.record(op{key: fmt.Sprintf("v_tag/k%d|%d", i%97, i), step: step{"c", 1}})
+	}
+	m.next = rows * 3 / 2
 	_, err := conn.Exec(ctx, `CREATE PUBLICATION verify_pub FOR TABLE v_acct, v_tag, v_full, v_end`)
 	return err
 }
@@ -362,11 +387,40 @@ func RunChild(ctx context.Context, logOut io.Writer) error {
 	r, err := relay.New(relay.Config{
 		PostgresURL: cc.PostgresURL, Brokers: cc.Brokers, Slot: cc.Slot, Publication: cc.Publication,
 		TopicPrefix: cc.TopicPrefix, SpillDir: cc.SpillDir, HeartbeatInterval: 500 * time.Millisecond,
-		SnapshotChunkRows: 500, MaxTxnBytes: 32 << 10, FlushInterval: 20 * time.Millisecond,
+		SnapshotChunkRows: 100, MaxTxnBytes: 32 << 10, FlushInterval: 20 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {
 		return err
 	}
 	return r.Run(ctx)
+}
+
+// waitSnapshot waits until the relay's checkpoint shows its snapshot
+// started (done false) or complete (done true).
+func waitSnapshot(ctx context.Context, env []string, brokers []string, done bool) error {
+	var cc ChildConfig
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(env[0], ChildEnv+"=")), &cc); err != nil {
+		return err
+	}
+	cfg := relay.Config{PostgresURL: cc.PostgresURL, Brokers: brokers, Slot: cc.Slot, Publication: cc.Publication, TopicPrefix: cc.TopicPrefix}
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		st, err := relay.ReadStatus(ctx, cfg)
+		if err == nil && st.Checkpoint != nil && st.Checkpoint.Snapshot != nil && (st.Checkpoint.Snapshot.Done || !done) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("verify: the relay did not finish its snapshot within 3 minutes")
+}
+
+func countInLogs(dir, needle string) int {
+	logs, _ := filepath.Glob(filepath.Join(dir, "relay-*.log"))
+	n := 0
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		n += strings.Count(string(b), needle)
+	}
+	return n
 }

@@ -61,8 +61,8 @@ func TestVerify(t *testing.T) {
 		},
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
-	t.Logf("report: seed %d kills %d faults %q relay self-exits %d txns %d changes %d events %d violations %d in %.1fs",
-		rep.Seed, rep.Kills, rep.Faults, rep.SelfExits, rep.Txns, rep.Changes, rep.Events, len(rep.Violations), rep.DurationSec)
+	t.Logf("report: seed %d kills %d faults %q relay self-exits %d snapshot resumes %d txns %d changes %d events %d violations %d in %.1fs",
+		rep.Seed, rep.Kills, rep.Faults, rep.SelfExits, rep.SnapshotResumes, rep.Txns, rep.Changes, rep.Events, len(rep.Violations), rep.DurationSec)
 	if err != nil {
 		for i, v := range rep.Violations {
 			if i == 20 {
