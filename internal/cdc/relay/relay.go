@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/bulwark-ledger/bulwark/internal/cdc/pgoutput"
@@ -77,8 +78,11 @@ func fatal(err error) bool {
 	if errors.As(err, &pgErr) && (pgErr.Code == "42704" || pgErr.Code == "42501" || pgErr.Code == "28000") {
 		return true // undefined object (publication), privileges, auth
 	}
+	// An unknown type or an event larger than the broker accepts would fail
+	// the same way on every retry: stop with the error instead.
 	return errors.Is(err, ErrFenced) || errors.Is(err, ErrSlotInvalidated) || errors.Is(err, ErrSlotMissing) ||
-		errors.Is(err, ErrCheckpointTopicMissing) || errors.Is(err, errConfig)
+		errors.Is(err, ErrCheckpointTopicMissing) || errors.Is(err, errConfig) ||
+		errors.Is(err, pgoutput.ErrUnknownType) || errors.Is(err, kerr.MessageTooLarge)
 }
 
 var errConfig = errors.New("relay: configuration")

@@ -77,7 +77,7 @@ func TestSnapshotThenStream(t *testing.T) {
 	defer b.Close()
 	r, err := relay.New(relay.Config{PostgresURL: dbURL, Brokers: b.Addrs(), Slot: "s1", Publication: "p",
 		SnapshotChunkRows: 100, HeartbeatInterval: 200 * time.Millisecond, SpillDir: t.TempDir(),
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ type session struct {
 	// completeEnd is the end LSN of the last complete transaction processed;
 	// acked is what was confirmed to PostgreSQL.
 	completeEnd, acked, received pgoutput.LSN
-	lastCommitTime              time.Time
+	lastCommitTime               time.Time
 
 	dec     *pgoutput.Decoder
 	tables  map[uint32]*table
@@ -194,6 +194,11 @@ func (s *session) message(ctx context.Context, st *repl.Stream, m pgoutput.Messa
 		}
 	case *pgoutput.StreamStart:
 		sp, ok := s.streams[m.Xid]
+		if !ok && !m.FirstSegment {
+			// PostgreSQL re-streams a transaction from its first segment
+			// after a reconnect; anything else would shift positions.
+			return fmt.Errorf("relay: stream of xid %d continues without its first segment", m.Xid)
+		}
 		if !ok {
 			if len(s.streams) >= s.cfg.MaxOpenStreams {
 				return fmt.Errorf("relay: more than %d streamed transactions in progress (MaxOpenStreams)", s.cfg.MaxOpenStreams)

@@ -70,18 +70,18 @@ type Config struct {
 
 // Report summarises a run.
 type Report struct {
-	Seed        uint64   `json:"seed"`
-	Kills       int      `json:"kills"`
-	Faults      []string `json:"faults"`
-	SelfExits   int      `json:"relay_exits"`
+	Seed      uint64   `json:"seed"`
+	Kills     int      `json:"kills"`
+	Faults    []string `json:"faults"`
+	SelfExits int      `json:"relay_exits"`
 	// SnapshotResumes counts relay starts that resumed an interrupted
 	// snapshot under a new one.
-	SnapshotResumes int `json:"snapshot_resumes"`
-	Txns        int      `json:"txns_committed"`
-	Changes     int      `json:"changes_committed"`
-	Events      int      `json:"events_read"`
-	Violations  []string `json:"violations,omitempty"`
-	DurationSec float64  `json:"duration_sec"`
+	SnapshotResumes int      `json:"snapshot_resumes"`
+	Txns            int      `json:"txns_committed"`
+	Changes         int      `json:"changes_committed"`
+	Events          int      `json:"events_read"`
+	Violations      []string `json:"violations,omitempty"`
+	DurationSec     float64  `json:"duration_sec"`
 }
 
 // ErrViolation is returned when the stream is not exactly-once.
