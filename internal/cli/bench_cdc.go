@@ -67,4 +67,3 @@ directory and removes it afterwards. Targets: relay ≥ 50% of decode_only, p99 
 	f.StringVar(&jsonPath, "json", "", "write results as JSON to this file")
 	return cmd
 }
-
