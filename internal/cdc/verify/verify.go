@@ -256,7 +256,7 @@ func withWorkMem(u string) string {
 
 func injectFault(ctx context.Context, rng *rand.Rand, b **broker.Embedded, dir string, port int) (string, error) {
 	c := (*b).Cluster()
-	switch rng.IntN(5) {
+	switch rng.IntN(6) {
 	case 0:
 		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotLeaderForPartition, Count: 3})
 		return "produce NOT_LEADER_FOR_PARTITION x3", nil
@@ -269,6 +269,11 @@ func injectFault(ctx context.Context, rng *rand.Rand, b **broker.Embedded, dir s
 	case 3:
 		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.AddPartitionsToTxn}, Err: kerr.ConcurrentTransactions, Count: 2})
 		return "add_partitions CONCURRENT_TRANSACTIONS x2", nil
+	case 4:
+		// The relay must stop (ErrFenced) without committing; the verifier
+		// restarts it like a supervisor would.
+		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.ProducerFenced, Count: 1})
+		return "end_txn PRODUCER_FENCED x1", nil
 	}
 	(*b).Close()
 	time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond)
