@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwark-ledger/bulwark/internal/broker"
 	"github.com/bulwark-ledger/bulwark/internal/server"
 )
 
@@ -15,7 +16,7 @@ var _ = register(newServeCmd)
 
 func newServeCmd() *cobra.Command {
 	var cfg server.Config
-	var roles, logLevel string
+	var roles, logLevel, kafka string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run Bulwark (every role in one process by default)",
@@ -27,6 +28,7 @@ The admin key is read from --admin-key, BULWARK_ADMIN_KEY, or <data-dir>/admin.k
 			if roles != "" {
 				cfg.Roles = strings.Split(roles, ",")
 			}
+			cfg.KafkaBrokers = broker.Seeds(kafka)
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return err
@@ -40,7 +42,10 @@ The admin key is read from --admin-key, BULWARK_ADMIN_KEY, or <data-dir>/admin.k
 	f.StringVar(&cfg.DataDir, "data-dir", envOr("BULWARK_DATA_DIR", ".bulwark"), "data directory of the embedded defaults (env BULWARK_DATA_DIR)")
 	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("BULWARK_POSTGRES_URL"), "external PostgreSQL URL (env BULWARK_POSTGRES_URL); empty = embedded")
 	f.StringVar(&cfg.AdminKey, "admin-key", os.Getenv("BULWARK_ADMIN_KEY"), "admin API key (env BULWARK_ADMIN_KEY); empty = <data-dir>/admin.key")
-	f.StringVar(&roles, "roles", os.Getenv("BULWARK_ROLES"), "comma-separated roles: api,workers (env BULWARK_ROLES); empty = all")
+	f.StringVar(&roles, "roles", os.Getenv("BULWARK_ROLES"), "comma-separated roles: api,workers,cdc (env BULWARK_ROLES); empty = all")
+	f.StringVar(&kafka, "kafka", os.Getenv("BULWARK_KAFKA_BROKERS"), "Kafka seed brokers host:port,… (env BULWARK_KAFKA_BROKERS); empty = embedded broker under --data-dir/kafka")
+	f.StringVar(&cfg.CDC.Slot, "cdc-slot", "", "replication slot of the change stream (default bulwark_cdc)")
+	f.StringVar(&cfg.CDC.TopicPrefix, "cdc-topic-prefix", "", "topic prefix of the change stream (default bulwark.cdc.)")
 	f.StringVar(&logLevel, "log-level", envOr("BULWARK_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	f.Int32Var(&cfg.MaxConns, "max-conns", 32, "PostgreSQL pool size")
 	f.IntVar(&cfg.Pipeline.MaxBatchTransactions, "batch-max", 0, "max transactions per commit batch (0 = 8190)")

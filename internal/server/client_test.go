@@ -72,8 +72,19 @@ func (c *client) try(method, path string, body any, hdr ...string) (response, er
 	return out, nil
 }
 
-// startServer runs an in-process server on a fresh database.
+// startServer runs an in-process server (api and workers roles) on a
+// fresh database.
 func startServer(t *testing.T) (*client, string) {
+	t.Helper()
+	return startServerRoles(t, server.RoleAPI, server.RoleWorkers)
+}
+
+func startServerRoles(t *testing.T, roles ...string) (*client, string) {
+	t.Helper()
+	return startServerIn(t, t.TempDir(), roles...)
+}
+
+func startServerIn(t *testing.T, dataDir string, roles ...string) (*client, string) {
 	t.Helper()
 	url := pgtest.NewDB(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -81,7 +92,8 @@ func startServer(t *testing.T) (*client, string) {
 	done := make(chan error, 1)
 	go func() {
 		done <- server.Run(ctx, server.Config{Addr: "127.0.0.1:0", PostgresURL: url, AdminKey: adminKey,
-			DataDir: t.TempDir(), Logger: quietLogger(), Ready: func(a string) { ready <- a }})
+			Roles:   roles,
+			DataDir: dataDir, Logger: quietLogger(), Ready: func(a string) { ready <- a }})
 	}()
 	var addr string
 	select {

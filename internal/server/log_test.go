@@ -11,3 +11,5 @@ func quietLogger() *slog.Logger {
 }
 
 func sleep(t interface{ Helper() }) { time.Sleep(25 * time.Millisecond) }
+
+func osReadFile(p string) ([]byte, error) { return os.ReadFile(p) }

@@ -22,6 +22,7 @@ func TestMain(m *testing.M) {
 		defer stop()
 		err := server.Run(ctx, server.Config{
 			Addr: os.Getenv("BULWARK_TEST_CHILD_ADDR"), PostgresURL: url,
+			Roles:    []string{server.RoleAPI, server.RoleWorkers},
 			AdminKey: os.Getenv("BULWARK_TEST_CHILD_ADMIN_KEY"), DataDir: os.TempDir(),
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulwark-ledger/bulwark/internal/admission"
+	"github.com/bulwark-ledger/bulwark/internal/cdc/relay"
 	"github.com/bulwark-ledger/bulwark/internal/control"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
 	"github.com/bulwark-ledger/bulwark/internal/pgserver"
@@ -45,9 +46,16 @@ type Config struct {
 	// AdminKey authorises the admin API. Empty means read DataDir/admin.key,
 	// generating it on first start (mode 0600).
 	AdminKey string
-	// Roles to run: "api" (HTTP edge and ledger writes) and "workers"
-	// (journal applier, pending expiry, partition maintenance). Empty means all.
+	// Roles to run: "api" (HTTP edge and ledger writes), "workers"
+	// (journal applier, pending expiry, partition maintenance) and "cdc"
+	// (the change stream relay to Kafka). Empty means all three.
 	Roles []string
+	// KafkaBrokers are the seed brokers of the change stream; empty means
+	// the embedded single-node broker under DataDir/kafka.
+	KafkaBrokers []string
+	// CDC tunes the relay; PostgresURL, Brokers, Logger and Registerer are
+	// filled in by Run.
+	CDC relay.Config
 	// Admission tunes overload control at the HTTP edge (zero = defaults).
 	Admission admission.Config
 	// Pipeline tunes the ledger commit pipeline.
@@ -71,6 +79,7 @@ const accountReadTTL = 20 * time.Millisecond
 const (
 	RoleAPI     = "api"
 	RoleWorkers = "workers"
+	RoleCDC     = "cdc"
 )
 
 func (c *Config) ensureDefaults() error {
@@ -90,11 +99,11 @@ func (c *Config) ensureDefaults() error {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
 	if len(c.Roles) == 0 {
-		c.Roles = []string{RoleAPI, RoleWorkers}
+		c.Roles = []string{RoleAPI, RoleWorkers, RoleCDC}
 	}
 	for _, r := range c.Roles {
-		if r != RoleAPI && r != RoleWorkers {
-			return fmt.Errorf("unknown role %q (api, workers)", r)
+		if r != RoleAPI && r != RoleWorkers && r != RoleCDC {
+			return fmt.Errorf("unknown role %q (api, workers, cdc)", r)
 		}
 	}
 	return nil
@@ -115,7 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Logger
-	pool, stopPG, err := openStorage(ctx, &cfg)
+	pool, pgURL, stopPG, err := openStorage(ctx, &cfg)
 	if err != nil {
 		return err
 	}
@@ -183,12 +192,29 @@ func Run(ctx context.Context, cfg Config) error {
 	api := &ledger.API{Store: ledger.NewStore(pool), Pipe: pipe, Journal: journal, Log: log, AccountReads: reads}
 	tenants := tenant.NewStore(pool, cfg.AdminKey)
 
-	workers, wctx := errgroup.WithContext(context.WithoutCancel(ctx))
-	wctx, stopWorkers := context.WithCancel(wctx)
+	// Workers are independent: one failing (a relay whose slot was
+	// invalidated) must not stop the others, so no shared cancellation.
+	var workers errgroup.Group
+	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	if cfg.has(RoleWorkers) {
 		workers.Go(func() error { return journal.Run(wctx) })
 		workers.Go(func() error { return ledger.NewExpirer(pool, pipe, log, 0).Run(wctx) })
 		workers.Go(func() error { return ledger.NewPartitioner(pool, log).Run(wctx) })
+	}
+	if cfg.has(RoleCDC) {
+		r, closeBroker, err := newRelay(ctx, cfg, pgURL, reg)
+		if err != nil {
+			stopWorkers()
+			_ = workers.Wait()
+			return err
+		}
+		defer closeBroker() // after the relay has stopped
+		workers.Go(func() error {
+			if err := r.Run(wctx); err != nil {
+				log.Error("cdc relay stopped; the ledger keeps serving (see bulwark cdc status)", "err", err)
+			}
+			return nil
+		})
 	}
 	var serveErr error
 	if cfg.has(RoleAPI) {
@@ -239,12 +265,12 @@ func serve(ctx context.Context, cfg Config, h http.Handler) error {
 
 // openStorage connects to the external PostgreSQL or starts the embedded
 // cluster, then migrates.
-func openStorage(ctx context.Context, cfg *Config) (*pgxpool.Pool, func(), error) {
+func openStorage(ctx context.Context, cfg *Config) (*pgxpool.Pool, string, func(), error) {
 	url, stop := cfg.PostgresURL, func() {}
 	if url == "" {
 		c, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(cfg.DataDir, "postgres")})
 		if err != nil {
-			return nil, nil, err
+			return nil, "", nil, err
 		}
 		stop = func() {
 			if err := c.StopIfOwned(); err != nil {
@@ -253,7 +279,7 @@ func openStorage(ctx context.Context, cfg *Config) (*pgxpool.Pool, func(), error
 		}
 		if err := EnsureDatabase(ctx, c.URL("postgres"), "bulwark"); err != nil {
 			stop()
-			return nil, nil, err
+			return nil, "", nil, err
 		}
 		url = c.URL("bulwark")
 		cfg.Logger.Info("embedded postgres", "dir", c.Dir(), "url", url)
@@ -261,7 +287,7 @@ func openStorage(ctx context.Context, cfg *Config) (*pgxpool.Pool, func(), error
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		stop()
-		return nil, nil, fmt.Errorf("postgres url: %w", err)
+		return nil, "", nil, fmt.Errorf("postgres url: %w", err)
 	}
 	pcfg.MaxConns = cfg.MaxConns
 	// Custom plans for every execution: a prepared statement first planned on
@@ -272,21 +298,21 @@ func openStorage(ctx context.Context, cfg *Config) (*pgxpool.Pool, func(), error
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		stop()
-		return nil, nil, fmt.Errorf("connect postgres: %w", err)
+		return nil, "", nil, fmt.Errorf("connect postgres: %w", err)
 	}
 	if err := schema.Migrate(ctx, pool); err != nil {
 		pool.Close()
 		stop()
-		return nil, nil, err
+		return nil, "", nil, err
 	}
 	// Partitions exist before the first write, so entries never land in
 	// the default partition.
 	if err := ledger.EnsurePartitions(ctx, pool, time.Now()); err != nil {
 		pool.Close()
 		stop()
-		return nil, nil, err
+		return nil, "", nil, err
 	}
-	return pool, stop, nil
+	return pool, url, stop, nil
 }
 
 // EnsureDatabase creates database name if it does not exist.

@@ -80,7 +80,7 @@ func startTarget(ctx context.Context, adminURL, name string, pc ledger.PipelineC
 	ready := make(chan string, 1)
 	sctx, cancel := context.WithCancel(ctx)
 	t.cancel = cancel
-	cfg := server.Config{Addr: "127.0.0.1:0", PostgresURL: dbURL, AdminKey: t.adminKey, Logger: log,
+	cfg := server.Config{Addr: "127.0.0.1:0", PostgresURL: dbURL, Roles: []string{server.RoleAPI, server.RoleWorkers}, AdminKey: t.adminKey, Logger: log,
 		Pipeline: pc, Ready: func(addr string) { ready <- addr }}
 	go pprof.Do(sctx, pprof.Labels("ledgerbench", "server"), func(ctx context.Context) { t.done <- server.Run(ctx, cfg) })
 	select {
