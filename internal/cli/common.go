@@ -17,6 +17,7 @@ import (
 
 	"github.com/bulwark-ledger/bulwark/internal/pgserver"
 	"github.com/bulwark-ledger/bulwark/internal/schema"
+	"github.com/bulwark-ledger/bulwark/internal/server"
 )
 
 // dbFlags are the flags of commands that talk to PostgreSQL directly.
@@ -43,7 +44,7 @@ func (f *dbFlags) open(ctx context.Context) (pool *pgxpool.Pool, url string, clo
 		if err != nil {
 			return nil, "", nil, err
 		}
-		if err := ensureDatabase(ctx, c.URL("postgres"), "bulwark"); err != nil {
+		if err := server.EnsureDatabase(ctx, c.URL("postgres"), "bulwark"); err != nil {
 			c.StopIfOwned()
 			return nil, "", nil, err
 		}
@@ -61,23 +62,6 @@ func (f *dbFlags) open(ctx context.Context) (pool *pgxpool.Pool, url string, clo
 		return nil, "", nil, err
 	}
 	return pool, url, func() { pool.Close(); stop() }, nil
-}
-
-func ensureDatabase(ctx context.Context, adminURL, name string) error {
-	pool, err := pgxpool.New(ctx, adminURL)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	var exists bool
-	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
-		return fmt.Errorf("check database: %w", err)
-	}
-	if exists {
-		return nil
-	}
-	_, err = pool.Exec(ctx, "CREATE DATABASE "+name)
-	return err
 }
 
 // apiFlags are the flags of commands that call a running server's HTTP API.
