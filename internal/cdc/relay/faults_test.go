@@ -411,3 +411,31 @@ func mustClient(t *testing.T, brokers []string) *kgo.Client {
 	t.Cleanup(cl.Close)
 	return cl
 }
+
+// TestLostReplicationConnection terminates the walsender mid-stream: the
+// relay reconnects with backoff and every change arrives exactly once.
+func TestLostReplicationConnection(t *testing.T) {
+	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY)`, `CREATE PUBLICATION p FOR TABLE a`)
+	stop, _ := e.start(e.config())
+	defer stop()
+	waitSlot(t, e.conn, "s")
+	for i := range 6 {
+		exec(t, e.conn, `INSERT INTO a SELECT g FROM generate_series(`+fmtInt(i*100+1)+`, `+fmtInt(i*100+100)+`) g`)
+		if i%2 == 0 {
+			exec(t, e.conn, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 's' AND active`)
+		}
+	}
+	exec(t, e.conn, `INSERT INTO a VALUES (100000)`)
+	waitFor(t, e.b.Addrs(), "bulwark.cdc.public.a", func(ev relay.Event) bool { return string(ev.After) == `{"id":100000}` })
+	evs := readToEnd(t, e.b.Addrs(), "bulwark.cdc.public.a")
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		if seen[string(ev.After)] {
+			t.Fatalf("duplicate %s", ev.After)
+		}
+		seen[string(ev.After)] = true
+	}
+	if len(seen) != 601 {
+		t.Fatalf("%d distinct events, want 601", len(seen))
+	}
+}
