@@ -120,12 +120,17 @@ func readCheckpoint(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, topic
 		return nil, true, err
 	}
 	defer cl.Close()
+	// The read ends at the record or marker just before the stable end; a
+	// bound keeps a broker that never serves it (or compacted it away) from
+	// hanging the start: the session fails with this error and retries.
+	rctx, cancel := context.WithTimeout(ctx, checkpointReadTimeout)
+	defer cancel()
 	var last *Checkpoint
 	var bad error
 	for {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, true, err
+		fs := cl.PollFetches(rctx)
+		if err := rctx.Err(); err != nil {
+			return nil, true, fmt.Errorf("checkpoint: read %s to offset %d: %w", topic, end.Offset, err)
 		}
 		for _, fe := range fs.Errors() {
 			return nil, true, fmt.Errorf("checkpoint: fetch: %w", fe.Err)
@@ -157,6 +162,10 @@ func readCheckpoint(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, topic
 		}
 	}
 }
+
+// checkpointReadTimeout bounds reading the checkpoint topic (one
+// partition, compacted: a few records per slot).
+const checkpointReadTimeout = time.Minute
 
 func encodeCheckpoint(c *Checkpoint) []byte {
 	c.UpdatedAt = time.Now().UTC()

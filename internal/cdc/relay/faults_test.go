@@ -3,7 +3,6 @@ package relay_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -47,7 +46,15 @@ func newEnv(t *testing.T, sqls ...string) *env {
 func (e *env) config() relay.Config {
 	return relay.Config{PostgresURL: e.url, Brokers: e.b.Addrs(), Slot: "s", Publication: "p",
 		SnapshotChunkRows: 100, HeartbeatInterval: 200 * time.Millisecond, SpillDir: e.t.TempDir(),
-		FlushInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		FlushInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(testWriter{e.t}, nil))}
+}
+
+// testWriter sends relay logs to the test log, shown on failure.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // start runs a relay until the returned stop is called; stop returns Run's error.
@@ -103,7 +110,17 @@ func TestSlotMissingAndCheckpointTopicDeleted(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, e.conn, `SELECT pg_drop_replication_slot('s')`)
+	// The stopped relay's walsender may take a moment to release the slot.
+	for i := 0; ; i++ {
+		_, err := e.conn.Exec(context.Background(), `SELECT pg_drop_replication_slot('s')`)
+		if err == nil {
+			break
+		}
+		if i == 100 {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	_, done := e.start(e.config())
 	if err := <-done; !errors.Is(err, relay.ErrSlotMissing) {
 		t.Fatalf("Run = %v, want ErrSlotMissing", err)

@@ -75,8 +75,13 @@ func (r *Relay) Run(ctx context.Context) error {
 
 func fatal(err error) bool {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "42704" || pgErr.Code == "42501" || pgErr.Code == "28000") {
-		return true // undefined object (publication), privileges, auth
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "42704" && strings.Contains(pgErr.Message, "publication"):
+			return true // the publication was dropped
+		case pgErr.Code == "42501" || pgErr.Code == "28000":
+			return true // privileges, authentication
+		}
 	}
 	// An unknown type or an event larger than the broker accepts would fail
 	// the same way on every retry: stop with the error instead.

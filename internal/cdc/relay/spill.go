@@ -77,3 +77,12 @@ func (s *session) dropSpills() {
 	}
 	s.r.m.openStreams.Set(0)
 }
+
+// removeStaleSpills deletes spill files a killed relay left behind: a new
+// session receives every unconfirmed streamed transaction again.
+func removeStaleSpills(dir string) {
+	stale, _ := filepath.Glob(filepath.Join(dir, "xid-*.jsonl"))
+	for _, f := range stale {
+		os.Remove(f)
+	}
+}

@@ -80,6 +80,7 @@ func (s *session) stream(ctx context.Context, rc *repl.Conn) error {
 	s.dec = pgoutput.NewDecoder()
 	s.tables = map[uint32]*table{}
 	s.streams = map[uint32]*spill{}
+	removeStaleSpills(cfg.SpillDir)
 	defer s.dropSpills()
 	s.progress = s.ckpt
 	s.completeEnd = s.ckpt.EndLSN
