@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -62,23 +61,20 @@ func SnapshotEventID(consistentPoint pgoutput.LSN, pos int64) string {
 
 // rowJSON encodes fields as a JSON object in column order.
 func rowJSON(fields []pgoutput.Field) (json.RawMessage, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
+	b := make([]byte, 0, 64*len(fields))
+	b = append(b, '{')
 	for i, f := range fields {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		k, _ := json.Marshal(f.Name)
-		b.Write(k)
-		b.WriteByte(':')
-		v, err := json.Marshal(f.Value)
-		if err != nil {
+		b = appendString(b, f.Name)
+		b = append(b, ':')
+		var err error
+		if b, err = appendValue(b, f.Value); err != nil {
 			return nil, fmt.Errorf("column %s: %w", f.Name, err)
 		}
-		b.Write(v)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}'), nil
 }
 
 // keyJSON encodes the key columns of fields as the record key; nil when

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -17,6 +18,8 @@ func FuzzEnvelope(f *testing.F) {
 	f.Add("id", "1", "name", "x\"y\\z\u2028", uint8(0))
 	f.Add("a", "{\"k\":[1,2]}", "", "", uint8(3))
 	f.Add("n", "NaN", "t", "\xff\xfe", uint8(1))
+	f.Add("j", "{ \"a\" : \"x y\\\" z\" ,\"b\":[ 1 , 2 ] }", "c\u2029", "<&>\x01\t", uint8(3))
+	f.Add("k", "\\xdeadbeef", "ctl\x1f", "\u2028", uint8(4))
 	oids := []uint32{pgoutput.OIDInt8, pgoutput.OIDNumeric, pgoutput.OIDText, pgoutput.OIDJSONB, pgoutput.OIDBytea, pgoutput.OIDTimestamptz}
 	f.Fuzz(func(t *testing.T, n1, v1, n2, v2 string, kind uint8) {
 		oid := oids[int(kind)%len(oids)]
@@ -35,18 +38,44 @@ func FuzzEnvelope(f *testing.F) {
 		if !json.Valid(row) {
 			t.Fatalf("invalid JSON %q", row)
 		}
+		// Reference: the same object through encoding/json.
+		ref := []byte{'{'}
+		for i, fl := range fields {
+			if i > 0 {
+				ref = append(ref, ',')
+			}
+			k, _ := json.Marshal(fl.Name)
+			v, _ := json.Marshal(fl.Value)
+			ref = append(append(append(ref, k...), ':'), v...)
+		}
+		ref = append(ref, '}')
+		var got, want any
+		_ = json.Unmarshal(row, &got)
+		_ = json.Unmarshal(ref, &want)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("rowJSON %s, encoding/json %s", row, ref)
+		}
 		var back map[string]json.RawMessage
 		if err := json.Unmarshal(row, &back); err != nil {
 			t.Fatal(err)
 		}
-		if n1 != n2 && len(back) != 2 {
+		if n1 != n2 && utf8.ValidString(n1) && utf8.ValidString(n2) && len(back) != 2 {
 			t.Fatalf("%d columns decoded from %s", len(back), row)
 		}
 		ev := Event{ID: EventID(pgoutput.LSN(len(v1)), int64(kind)), Op: OpUpdate, Before: row, After: row,
 			Source: Source{Schema: n1, Table: n2, CommitTime: time.Unix(0, 0).UTC()}}
-		b, err := json.Marshal(ev)
+		b := appendEvent(nil, &ev)
+		std, err := json.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)
+		}
+		var a1, a2 any
+		if err := json.Unmarshal(b, &a1); err != nil {
+			t.Fatalf("hand-encoded event is not JSON: %v\n%s", err, b)
+		}
+		_ = json.Unmarshal(std, &a2)
+		if !reflect.DeepEqual(a1, a2) {
+			t.Fatalf("hand-encoded event differs:\n%s\n%s", b, std)
 		}
 		var ev2 Event
 		if err := json.Unmarshal(b, &ev2); err != nil {

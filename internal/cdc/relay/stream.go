@@ -291,10 +291,7 @@ func (s *session) produce(ctx context.Context, topic string, key []byte, ev *Eve
 	if err != nil {
 		return err
 	}
-	val, err := json.Marshal(ev)
-	if err != nil {
-		return fmt.Errorf("encode event %s: %w", ev.ID, err)
-	}
+	val := appendEvent(make([]byte, 0, 256+len(ev.Before)+len(ev.After)), ev)
 	if ev.Op == OpTruncate {
 		for p := range n {
 			if err := s.sink.add(ctx, &kgo.Record{Topic: topic, Partition: p, Value: val}); err != nil {
