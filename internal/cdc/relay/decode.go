@@ -32,6 +32,21 @@ func (s *session) relation(ctx context.Context, rel *pgoutput.Relation) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("primary key of %s.%s: %w", rel.Namespace, rel.Name, err)
 	}
+	// Domains decode as their base type, as snapshot rows do (a row
+	// description reports the base type): a numeric domain stays a number.
+	for i, c := range rel.Columns {
+		if c.TypeOID < pgoutput.FirstNormalOID {
+			continue
+		}
+		var base uint32
+		err := s.conn.QueryRow(ctx, `WITH RECURSIVE d(oid, base, typtype) AS (
+				SELECT oid, typbasetype, typtype FROM pg_type WHERE oid = $1
+				UNION ALL SELECT t.oid, t.typbasetype, t.typtype FROM pg_type t JOIN d ON t.oid = d.base WHERE d.typtype = 'd')
+			SELECT oid FROM d WHERE typtype <> 'd' LIMIT 1`, c.TypeOID).Scan(&base)
+		if err == nil {
+			rel.Columns[i].TypeOID = base
+		}
+	}
 	if len(t.keyCols) == 0 {
 		for _, c := range rel.Columns {
 			if c.Key {
