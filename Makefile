@@ -34,11 +34,16 @@ bench-overload: setup build
 	$(BIN) bench overload --json bench-overload.json
 
 bench-cdc: setup build
-	$(BIN) bench cdc --rows 200000 --json bench-cdc.json
+	$(BIN) bench cdc --rows 300000 --json bench-cdc.json
 
 # The long crash test: many SIGKILLs under load (the short one is in make test).
 crash-test: setup
 	BULWARK_CRASH_KILLS=20 $(GO) test -count=1 -timeout 60m -run TestCrash -v ./internal/ledger/...
+
+# The long change-stream verify: 50 SIGKILLs of the relay plus broker faults
+# (the short one, 5 kills, is in make test). Replay with BULWARK_CDC_VERIFY_SEED.
+cdc-verify-long: setup
+	BULWARK_CDC_VERIFY_KILLS=50 BULWARK_CDC_VERIFY_TXNS=3000 $(GO) test -count=1 -timeout 60m -run TestVerify -v ./internal/cdc/verify/
 
 clean:
 	rm -rf bin $(DATA_DIR)
