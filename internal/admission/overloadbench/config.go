@@ -77,18 +77,24 @@ type Config struct {
 	// request is answered 504 and counts as failed. [1 s = 25 ×
 	// ServiceTime, a patient client]
 	RequestTimeout time.Duration
-	// MaxOutstanding bounds the generator's requests in flight; a request
-	// due while it is full is not sent and counts as failed. Each costs
-	// two file descriptors (both ends of its connection). [5,000]
+	// MaxOutstanding bounds the generator's requests due and not ended
+	// (waiting for a connection or in flight); a request due while it is
+	// full is not sent and counts as failed. [5,000]
 	MaxOutstanding int
 
-	// MaxConns bounds the client's connections to the server; requests
-	// beyond wait for a free one, in order, and that wait counts in their
-	// latency. Like the connection pool of a proxy in front of the server,
-	// it keeps the generator from a storm of new connections whose SYNs
-	// overflow the listen backlog (1 s retransmits), which would measure
-	// the kernel, not admission control. [512]
+	// MaxConns bounds the generator's keep-alive connections to the
+	// server, one worker and one request at a time each (see load). A
+	// request due while all are busy waits for one, in order, and that
+	// wait counts in its latency: like the connection pool of a proxy in
+	// front of the server, it keeps the generator from a storm of new
+	// connections whose SYNs overflow the listen backlog (1 s
+	// retransmits), which would measure the kernel, not admission control.
+	// [512]
 	MaxConns int
+	// MaxGeneratorLag is the generator lag p99 (due time to write, with a
+	// connection free) above which a phase is marked GeneratorBehind and
+	// its misses inconclusive. [10 ms]
+	MaxGeneratorLag time.Duration
 
 	// Admission configures the controller of the "on" runs.
 	// [admission.Config{} with MinLimit 2]
@@ -140,6 +146,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = 512
+	}
+	if c.MaxGeneratorLag == 0 {
+		c.MaxGeneratorLag = 10 * time.Millisecond
 	}
 	if c.Admission.MinLimit == 0 {
 		c.Admission.MinLimit = 2

@@ -5,6 +5,14 @@
 // constant arrival rate, first with admission control on and then off, and
 // reports success rate, goodput and latency per class.
 //
+// The generator runs in the same process and shares the cores with the
+// server, so it measures itself too: per phase, the intended and sent
+// rates and the lag of its sends behind schedule. A phase whose lag p99
+// exceeds MaxGeneratorLag is marked "generator behind", and a miss there is
+// reported as inconclusive rather than as the server's. With the
+// environment variable BULWARK_OVERLOAD_TRACE=FILE, Run writes the
+// controller's Stats and the generator's counters to FILE every 100 ms.
+//
 // A run takes about 70 s with the defaults and about 15 s with Quick.
 // Everything it starts (server, generator goroutines, connections) is
 // stopped before Run returns. Traffic goes to 127.0.0.1 only.
@@ -44,7 +52,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 		return nil, fmt.Errorf("overload bench: %w", err)
 	}
 	ld := newLoad(cfg, srv.addr)
-	rep, err := runPhases(ctx, cfg, srv, ld, out)
+	tr := startTrace(srv, ld)
+	rep, err := runPhases(ctx, cfg, srv, ld, out, tr)
+	tr.close()
 	ld.close()
 	if cerr := srv.close(); err == nil && cerr != nil {
 		err = fmt.Errorf("overload bench: stop server: %w", cerr)
@@ -57,7 +67,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	return rep, nil
 }
 
-func runPhases(ctx context.Context, cfg Config, srv *server, ld *load, out io.Writer) (*Report, error) {
+func runPhases(ctx context.Context, cfg Config, srv *server, ld *load, out io.Writer, tr *tracer) (*Report, error) {
 	settle := cfg.RequestTimeout + time.Second
 	rep := &Report{UnloadedP99Ms: map[string]float64{}, CPUs: runtime.NumCPU(), LoadAverage: [2]float64{loadAverage()}}
 	defer func() { rep.LoadAverage[1] = loadAverage() }()
@@ -98,16 +108,19 @@ func runPhases(ctx context.Context, cfg Config, srv *server, ld *load, out io.Wr
 		srv.on.Store(mode == "on")
 		for _, lf := range cfg.LoadFactors {
 			srv.takeRejects()
-			samples := ld.openLoop(ctx, lf*rep.CapacityPerSec, cfg.PhaseDuration, cfg.Warmup, seed)
+			tr.setPhase(fmt.Sprintf("%s%g", mode, lf))
+			rate := lf * rep.CapacityPerSec
+			samples := ld.openLoop(ctx, rate, cfg.PhaseDuration, cfg.Warmup, seed)
 			seed++
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			rep.addPhase(cfg, mode, lf, samples)
+			rep.addPhase(cfg, mode, lf, rate, samples)
 			t := &rep.Totals[len(rep.Totals)-1]
 			t.RejectServerP99Ms = percentileMs(srv.takeRejects(), 0.99)
-			fmt.Fprintf(out, "# admission %s %g×: offered %.0f/s goodput %.0f/s; controller %+v\n",
-				mode, lf, t.OfferedPerSec, t.GoodputPerSec, srv.ctl.Stats())
+			fmt.Fprintf(out, "# admission %s %g×: offered %.0f/s goodput %.0f/s; generator lag p99 %.2f ms; controller %+v\n",
+				mode, lf, t.OfferedPerSec, t.GoodputPerSec, t.GeneratorLagP99Ms, srv.ctl.Stats())
+			tr.setPhase("settle")
 			srv.settle(settle)
 		}
 	}
