@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync/atomic"
 	"testing"
 
@@ -41,9 +40,7 @@ func benchHot(b *testing.B, cfg ledger.PipelineConfig) {
 		b.Fatal(err)
 	}
 	pcfg.MaxConns = 40
-	if os.Getenv("PLANMODE") != "" {
-		pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = os.Getenv("PLANMODE")
-	}
+	pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan" // as server.Run does
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		b.Fatal(err)
