@@ -34,6 +34,7 @@ the targets (informative: the command fails only when a run cannot run).
 With no --postgres it starts a private PostgreSQL cluster in a temporary
 directory and removes it afterwards.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			tuneGC() // as serve does
 			cfg.Requests, cfg.Modes = splitList(requests), splitList(modes)
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {

@@ -76,11 +76,20 @@ func retryable(err error) bool {
 }
 
 func applyOnce(ctx context.Context, send func(*pgx.Batch) pgx.BatchResults, reqs []*request) error {
+	n := 0
+	for _, r := range reqs {
+		n += len(r.items)
+	}
+	// Sized up front: the in-memory apply runs while the batch holds its
+	// row locks, so it should not spend that time growing slices and maps.
 	b := &batchState{
-		accounts: make(map[acctKey]*acct),
+		accounts: make(map[acctKey]*acct, 2*n),
 		pending:  make(map[acctKey]*pendingTx),
 		existing: make(map[acctKey]*existingTx),
-		inBatch:  make(map[acctKey]*item),
+		inBatch:  make(map[acctKey]*item, n),
+		entries:  make([]entryRow, 0, 2*n),
+		txs:      make([]txRow, 0, n),
+		undo:     make([]undoRec, 0, 2*n),
 	}
 	for _, r := range reqs {
 		r.journalDone = false

@@ -17,7 +17,10 @@ type item struct {
 	in     *TxInput
 	digest [32]byte
 	id     string // pre-assigned id, kept across retries of the batch
-	res    Result
+	// postings is the JSON of in.Postings, encoded by the submitting
+	// goroutine so that the committer, which holds row locks, does not.
+	postings string
+	res      Result
 }
 
 // request is one Submit call: the transactions of one HTTP request.
@@ -63,9 +66,10 @@ type entryRow struct {
 }
 
 type txRow struct {
-	tenant string
-	tx     *Transaction
-	digest [32]byte
+	tenant   string
+	tx       *Transaction
+	digest   [32]byte
+	postings string // JSON of tx.Postings when known before apply, else ""
 }
 
 // batchState is one attempt at applying a batch.
@@ -203,7 +207,11 @@ func (b *batchState) applyItem(tenant string, it *item) *Error {
 	if err != nil {
 		return err
 	}
-	b.txs = append(b.txs, txRow{tenant: tenant, tx: tx, digest: it.digest})
+	row := txRow{tenant: tenant, tx: tx, digest: it.digest}
+	if it.in.Type == KindPosted || it.in.Type == KindPending {
+		row.postings = it.postings // tx.Postings are the input's
+	}
+	b.txs = append(b.txs, row)
 	it.res = Result{Transaction: tx}
 	return nil
 }

@@ -107,6 +107,9 @@ func newRequest(tenant string, txs []TxInput, journalID string) *request {
 	r := &request{tenant: tenant, journalID: journalID, items: make([]item, len(txs)), done: make(chan struct{})}
 	for i := range txs {
 		r.items[i] = item{in: &txs[i], digest: Digest(&txs[i]), id: NewID()}
+		if len(txs[i].Postings) > 0 {
+			r.items[i].postings = string(postingsJSON(txs[i].Postings))
+		}
 	}
 	return r
 }

@@ -36,7 +36,10 @@ func (b *batchState) queueTransactions(batch *pgx.Batch) {
 		tenants[i], ids[i], keys[i], kinds[i], states[i] = r.tenant, t.ID, t.IdempotencyKey, t.Kind, t.State
 		d := r.digest
 		digests[i] = d[:]
-		postings[i], metas[i] = string(postingsJSON(t.Postings)), string(t.Metadata)
+		postings[i], metas[i] = r.postings, string(t.Metadata)
+		if postings[i] == "" {
+			postings[i] = string(postingsJSON(t.Postings))
+		}
 		if t.PendingID != "" {
 			pendingIDs[i] = &t.PendingID
 		}
