@@ -97,3 +97,30 @@ func TestTransferMovesBalances(t *testing.T) {
 		t.Fatalf("world posted = %s, want -1500", w.Posted)
 	}
 }
+
+// TestAmountsBeyondInt64 commits amounts past 2^63 (an 18-decimal asset
+// holds them at ~9.2 units), mixed in one batch with small ones, and reads
+// them back exactly.
+func TestAmountsBeyondInt64(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "acme")
+	f.account(t, "acme", "world", "none")
+	f.account(t, "acme", "whale", "none")
+	f.account(t, "acme", "minnow", "none")
+	big := "170141183460469231731687303715884105727" // 2^127 - 1
+	res := f.submit(t, "acme", transfer("big", "world", "whale", big), transfer("small", "world", "minnow", "1"))
+	if code(res[0]) != "ok" || code(res[1]) != "ok" {
+		t.Fatalf("results %s %s", code(res[0]), code(res[1]))
+	}
+	if a := balances(t, f, "acme", "whale"); a.Posted != big {
+		t.Fatalf("whale posted = %s, want %s", a.Posted, big)
+	}
+	if a := balances(t, f, "acme", "world"); a.Posted != "-170141183460469231731687303715884105728" {
+		t.Fatalf("world posted = %s", a.Posted)
+	}
+	es, err := f.store.Entries(context.Background(), "acme", "whale", 0, 10)
+	if err != nil || len(es) != 1 || es[0].Amount.String() != big || es[0].CreditsPosted.String() != big {
+		t.Fatalf("whale entries %+v (%v)", es, err)
+	}
+	mustVerify(t, f)
+}

@@ -1,8 +1,11 @@
 package ledger
 
 import (
+	"math"
+
 	"encoding/json"
 	"fmt"
+	"github.com/bulwark-ledger/bulwark/internal/amount"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,21 +62,64 @@ func (b *batchState) queueEntries(batch *pgx.Batch) {
 		return
 	}
 	tenants, accts, txIDs, sides, effects, assets := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	amounts, dps, cps, dpends, cpends := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	seqs, postings := make([]int64, n), make([]int32, n)
 	for i, e := range b.entries {
 		tenants[i], accts[i], txIDs[i], sides[i], effects[i], assets[i] = e.key.tenant, e.key.id, e.txID, string(e.side), e.effect, e.asset
-		amounts[i], dps[i], cps[i] = e.amount.String(), e.after.dp.String(), e.after.cp.String()
-		dpends[i], cpends[i] = e.after.dpend.String(), e.after.cpend.String()
 		seqs[i], postings[i] = e.seq, int32(e.posting)
+	}
+	// Amounts and balances travel as bigint arrays when every one of the
+	// batch fits (the common case: binary, no numeric parsing on the
+	// server), else as decimal text.
+	var nums [5]any
+	if b.entriesFitInt64() {
+		var v [5][]int64
+		for k := range v {
+			v[k] = make([]int64, n)
+		}
+		for i, e := range b.entries {
+			v[0][i], v[1][i], v[2][i] = int64(e.amount.Lo), int64(e.after.dp.Lo), int64(e.after.cp.Lo)
+			v[3][i], v[4][i] = int64(e.after.dpend.Lo), int64(e.after.cpend.Lo)
+		}
+		for k := range v {
+			nums[k] = v[k]
+		}
+	} else {
+		var v [5][]string
+		for k := range v {
+			v[k] = make([]string, n)
+		}
+		for i, e := range b.entries {
+			v[0][i], v[1][i], v[2][i] = e.amount.String(), e.after.dp.String(), e.after.cp.String()
+			v[3][i], v[4][i] = e.after.dpend.String(), e.after.cpend.String()
+		}
+		for k := range v {
+			nums[k] = v[k]
+		}
+	}
+	typ := "numeric[]"
+	if _, small := nums[0].([]int64); small {
+		typ = "bigint[]"
 	}
 	batch.Queue(`INSERT INTO entries (tenant_id, account_id, seq, transaction_id, posting, side, effect, amount, asset,
 			debits_posted, credits_posted, debits_pending, credits_pending, created_at)
 		SELECT t, a, s, tx, p, sd, ef, am, asset, dp, cp, dpe, cpe, $14
 		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::uuid[], $5::int[], $6::text[], $7::text[],
-			$8::numeric[], $9::text[], $10::numeric[], $11::numeric[], $12::numeric[], $13::numeric[])
+			$8::`+typ+`, $9::text[], $10::`+typ+`, $11::`+typ+`, $12::`+typ+`, $13::`+typ+`)
 			AS u(t, a, s, tx, p, sd, ef, am, asset, dp, cp, dpe, cpe)`,
-		tenants, accts, seqs, txIDs, postings, sides, effects, amounts, assets, dps, cps, dpends, cpends, b.now)
+		tenants, accts, seqs, txIDs, postings, sides, effects, nums[0], assets, nums[1], nums[2], nums[3], nums[4], b.now)
+}
+
+// entriesFitInt64 reports whether every amount and balance of the batch's
+// entries fits in an int64.
+func (b *batchState) entriesFitInt64() bool {
+	fits := func(u amount.Uint128) bool { return u.Hi == 0 && u.Lo <= math.MaxInt64 }
+	for i := range b.entries {
+		e := &b.entries[i]
+		if !fits(e.amount) || !fits(e.after.dp) || !fits(e.after.cp) || !fits(e.after.dpend) || !fits(e.after.cpend) {
+			return false
+		}
+	}
+	return true
 }
 
 func (b *batchState) queueAccounts(batch *pgx.Batch) {
