@@ -11,6 +11,10 @@ import (
 // oneByOne runs queued statements one round trip each, in the order the
 // batch readers ask for them: the same statements and reading code as the
 // pipeline, without pipelining. It backs PipelineConfig.Naive.
+//
+// It keeps ctx in the struct against house style because it implements
+// pgx.BatchResults, whose methods take no context; it lives for one batch
+// of one attempt and is never shared.
 type oneByOne struct {
 	ctx    context.Context
 	conn   *pgx.Conn
