@@ -305,12 +305,12 @@ func openStorage(ctx context.Context, cfg *Config) (*pgxpool.Pool, string, func(
 		stop()
 		return nil, "", nil, err
 	}
-	// Partitions exist before the first write, so entries never land in
-	// the default partition.
+	// Partitions exist before the first write, so entries normally never
+	// land in the default partition. A failure (say the default partition
+	// already holds rows of a month, after months without a workers role)
+	// does not stop the process: writes still go to the default partition.
 	if err := ledger.EnsurePartitions(ctx, pool, time.Now()); err != nil {
-		pool.Close()
-		stop()
-		return nil, "", nil, err
+		cfg.Logger.Warn("ensure entry partitions; entries go to the default partition until fixed", "err", err)
 	}
 	return pool, url, stop, nil
 }
