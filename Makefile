@@ -38,7 +38,7 @@ bench-cdc: setup build
 
 # The long crash test: many SIGKILLs under load (the short one is in make test).
 crash-test: setup
-	BULWARK_CRASH_KILLS=20 $(GO) test -count=1 -timeout 60m -run TestCrash -v ./internal/ledger/...
+	BULWARK_CRASH_KILLS=20 $(GO) test -count=1 -timeout 60m -run TestCrashRecovery -v ./internal/server/
 
 # The long change-stream verify: 50 SIGKILLs of the relay plus broker faults
 # (the short one, 5 kills, is in make test). Replay with BULWARK_CDC_VERIFY_SEED.
