@@ -5,6 +5,9 @@ DATA_DIR  ?= .bulwark
 ADDR      ?= 127.0.0.1:8080
 # Package parallelism: each test binary starts its own PostgreSQL cluster.
 TEST_P    ?= 2
+# The race detector is on: the pipeline, admission and the relay are
+# concurrent by design (about 70 s for the suite on 2 cores).
+TEST_FLAGS ?= -race
 
 .PHONY: run test build setup vet fuzz bench-ledger bench-overload bench-cdc crash-test cdc-verify-long clean
 
@@ -13,7 +16,7 @@ run: setup build
 
 test: setup
 	$(GO) vet ./...
-	$(GO) test -p $(TEST_P) -count=1 -timeout 15m ./...
+	$(GO) test $(TEST_FLAGS) -p $(TEST_P) -count=1 -timeout 15m ./...
 
 build:
 	$(GO) build -o $(BIN) ./cmd/bulwark
