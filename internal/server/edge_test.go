@@ -111,3 +111,37 @@ func TestSurgePresetTightensCrawlerQuota(t *testing.T) {
 		}
 	}
 }
+
+// TestPriorityWeightRaisesTenantLevel: a tenant's priority.weight from the
+// control plane moves its requests to a higher admission level, seen in the
+// priority member of its (quota) rejections.
+func TestPriorityWeightRaisesTenantLevel(t *testing.T) {
+	t.Parallel()
+	admin, _ := startServer(t)
+	c := newTenant(t, admin, "acme")
+	levelOf429 := func() float64 {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			if r := c.do(t, "GET", "/v1/accounts/none", nil); r.status == 429 {
+				return r.body["priority"].(float64)
+			}
+		}
+		t.Fatal("no 429 within 3 s")
+		return 0
+	}
+	set := func(kv map[string]string) {
+		t.Helper()
+		if r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/acme", map[string]any{"set": kv, "reason": "test"}); r.status != 200 {
+			t.Fatalf("set %v: %d %s", kv, r.status, r.raw)
+		}
+	}
+	set(map[string]string{"quota.requests_per_sec": "1", "quota.burst": "1"})
+	before := levelOf429()
+	set(map[string]string{"priority.weight": "100"})
+	time.Sleep(1100 * time.Millisecond) // propagation takes < 1 s
+	after := levelOf429()
+	if after <= before {
+		t.Fatalf("priority level %v after raising the weight, %v before", after, before)
+	}
+}
