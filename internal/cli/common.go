@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,8 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
-	"github.com/bulwark-ledger/bulwark/internal/pgserver"
-	"github.com/bulwark-ledger/bulwark/internal/schema"
 	"github.com/bulwark-ledger/bulwark/internal/server"
 )
 
@@ -37,31 +36,8 @@ func (f *dbFlags) add(cmd *cobra.Command) {
 // when no URL is given, and applies migrations. close releases everything
 // this call started.
 func (f *dbFlags) open(ctx context.Context) (pool *pgxpool.Pool, url string, closeFn func(), err error) {
-	url = f.postgres
-	stop := func() {}
-	if url == "" {
-		c, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(f.dataDir, "postgres")})
-		if err != nil {
-			return nil, "", nil, err
-		}
-		if err := server.EnsureDatabase(ctx, c.URL("postgres"), "bulwark"); err != nil {
-			c.StopIfOwned()
-			return nil, "", nil, err
-		}
-		url = c.URL("bulwark")
-		stop = func() { _ = c.StopIfOwned() }
-	}
-	pool, err = pgxpool.New(ctx, url)
-	if err != nil {
-		stop()
-		return nil, "", nil, fmt.Errorf("connect postgres: %w", err)
-	}
-	if err := schema.Migrate(ctx, pool); err != nil {
-		pool.Close()
-		stop()
-		return nil, "", nil, err
-	}
-	return pool, url, func() { pool.Close(); stop() }, nil
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return server.OpenStorage(ctx, server.Config{PostgresURL: f.postgres, DataDir: f.dataDir, MaxConns: 8, Logger: quiet})
 }
 
 // apiFlags are the flags of commands that call a running server's HTTP API.

@@ -217,5 +217,3 @@ func ValidateAccount(in *AccountInput) *Error {
 	}
 	return validateMetadata(&in.Metadata)
 }
-
-func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }

@@ -160,7 +160,7 @@ func (a *API) postTransaction(w http.ResponseWriter, r *http.Request) {
 		a.accept(w, r, tn, txs)
 		return
 	}
-	res, err := a.Pipe.Submit(r.Context(), tn, txs)
+	res, err := a.Pipe.submit(r.Context(), newRequest(tn, txs, "")) // decoded input is validated already
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -191,7 +191,7 @@ func (a *API) postBatch(w http.ResponseWriter, r *http.Request) {
 		a.accept(w, r, tn, txs)
 		return
 	}
-	res, err := a.Pipe.Submit(r.Context(), tn, txs)
+	res, err := a.Pipe.submit(r.Context(), newRequest(tn, txs, "")) // decoded input is validated already
 	if err != nil {
 		a.fail(w, err)
 		return

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,7 +59,7 @@ func (j *Journal) Accept(ctx context.Context, tenant string, txs []TxInput) (Jou
 	if err != nil {
 		return JournalEntry{}, false, err
 	}
-	digest := sha256Sum(body)
+	digest := sha256.Sum256(body)
 	key := strings.Join(keys, "\x1f")
 	e := JournalEntry{ID: NewID(), State: "accepted"}
 	err = j.pool.QueryRow(ctx, `INSERT INTO journal (tenant_id, id, idempotency_key, request_digest, request, state)

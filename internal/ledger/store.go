@@ -27,10 +27,6 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 const txColumns = `t.id::text, t.idempotency_key, t.kind, t.state, coalesce(t.pending_id::text, ''), t.expires_at,
 	t.postings, t.metadata, t.created_at`
 
-type txScan struct {
-	postings []byte
-}
-
 func txScanDest(t *Transaction) []any {
 	t.Postings = nil
 	return []any{&t.ID, &t.IdempotencyKey, &t.Kind, &t.State, &t.PendingID, &t.ExpiresAt,

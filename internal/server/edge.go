@@ -65,7 +65,7 @@ type edge struct {
 	ctl     *admission.Controller
 	watcher *control.Watcher
 
-	mu      sync.Mutex
+	mu      sync.RWMutex            // guards applied and traffic
 	applied map[string]appliedQuota // tenant -> the quota last given to admission
 	traffic map[trafficKey]*trafficBucket
 }
@@ -163,9 +163,16 @@ func (e *edge) onChange(s *control.Snapshot) error {
 func (e *edge) syncQuota(tn string) {
 	snap := e.watcher.Current()
 	v := snap.Version()
-	e.mu.Lock()
+	// Fast path on every request: the quota is current; a read lock only.
+	e.mu.RLock()
 	prev, ok := e.applied[tn]
-	if ok && prev.version == v && v != 0 {
+	e.mu.RUnlock()
+	if ok && prev.version == v {
+		return
+	}
+	e.mu.Lock()
+	prev, ok = e.applied[tn]
+	if ok && prev.version == v {
 		e.mu.Unlock()
 		return
 	}

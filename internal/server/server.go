@@ -263,6 +263,21 @@ func serve(ctx context.Context, cfg Config, h http.Handler) error {
 	return nil
 }
 
+// OpenStorage connects to cfg.PostgresURL, or starts the embedded cluster
+// under cfg.DataDir, and migrates: what Run does first, for commands that
+// work on the database directly. stop closes the pool and stops a cluster
+// this call started.
+func OpenStorage(ctx context.Context, cfg Config) (pool *pgxpool.Pool, url string, stop func(), err error) {
+	if err := cfg.ensureDefaults(); err != nil {
+		return nil, "", nil, err
+	}
+	pool, url, stopPG, err := openStorage(ctx, &cfg)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return pool, url, func() { pool.Close(); stopPG() }, nil
+}
+
 // openStorage connects to the external PostgreSQL or starts the embedded
 // cluster, then migrates.
 func openStorage(ctx context.Context, cfg *Config) (*pgxpool.Pool, string, func(), error) {

@@ -11,7 +11,7 @@ type LSN uint64
 // String formats the LSN the way PostgreSQL does (high/low in hex).
 func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint32(l>>32), uint32(l)) }
 
-// ParseLSN parses the "XXX/XXX" form.
+// ParseLSN parses the textual LSN form "hi/lo" (two hex numbers), e.g. "16/B374D848".
 func ParseLSN(s string) (LSN, error) {
 	var hi, lo uint32
 	if _, err := fmt.Sscanf(s, "%X/%X", &hi, &lo); err != nil {
