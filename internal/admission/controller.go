@@ -239,6 +239,10 @@ func (c *Controller) SetTenantQuotas(qs []Quota) error {
 	return nil
 }
 
+// MaxTenantQuotas is the capacity of the tenant quota table
+// (Config.MaxTenantQuotas).
+func (c *Controller) MaxTenantQuotas() int { return c.cfg.MaxTenantQuotas }
+
 // RemoveTenantQuota removes tenant's quota; the tenant is then limited only
 // by overload control.
 func (c *Controller) RemoveTenantQuota(tenant string) { c.quotas.remove(tenant) }

@@ -94,9 +94,11 @@
 //
 // # Reads
 //
-// Reads coalesces identical concurrent reads into one backend call and
-// keeps results for a short TTL; when a read is shed (Request.StaleOK lets
-// the middleware pass it on with the rejection in its context) or the
-// backend fails, it serves the last value up to MaxStale old, and the
-// handler marks the answer with StaleHeader.
+// Reads coalesces identical concurrent reads into few backend calls, each
+// started after every caller it answers arrived (so a client always sees
+// its own acknowledged writes), and keeps the last value of each key. Only
+// when a read is shed (Request.StaleOK lets the middleware pass it on with
+// the rejection in its context) or the backend fails does it serve that
+// value, up to MaxStale old, and the handler marks the answer with
+// StaleHeader.
 package admission

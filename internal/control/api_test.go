@@ -31,6 +31,7 @@ func do(t *testing.T, srv *httptest.Server, key, method, path, body string) (int
 	t.Helper()
 	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +62,7 @@ func TestAPIErrorsChangeNothing(t *testing.T) {
 		{"preset unknown tenant", "POST", "/v1/admin/presets/surge/apply", `{"tenant":"nobody"}`, 404, "tenant_not_found"},
 		{"revert not applied", "POST", "/v1/admin/presets/surge/revert", `{"tenant":"acme"}`, 409, "preset_not_applied"},
 		{"empty", "PATCH", "/v1/admin/settings/tenants/acme", `{}`, 400, "invalid_request"},
-		{"unknown field", "PATCH", "/v1/admin/settings/tenants/acme", `{"sett":{}}`, 400, "malformed_json"},
+		{"unknown field", "PATCH", "/v1/admin/settings/tenants/acme", `{"sett":{}}`, 400, "unknown_member"},
 		{"bad limit", "GET", "/v1/admin/settings/history?limit=0", ``, 400, "invalid_request"},
 	} {
 		status, out := do(t, srv, adminKey, tc.method, tc.path, tc.body)

@@ -23,6 +23,7 @@ const (
 	KeyQuotaRPS          = "quota.requests_per_sec"
 	KeyQuotaBurst        = "quota.burst"
 	KeyQuotaBatchRPS     = "quota.batch.requests_per_sec"
+	KeyQuotaBatchBurst   = "quota.batch.burst"
 	KeyQuotaCrawlerRPS   = "quota.crawler.requests_per_sec"
 	KeyQuotaCrawlerBurst = "quota.crawler.burst"
 	KeyPriorityWeight    = "priority.weight"
@@ -41,6 +42,8 @@ func builtinKeys() []Key {
 			Doc: "Requests a tenant may send at once above quota.requests_per_sec (token bucket depth)."},
 		{Name: KeyQuotaBatchRPS, Type: Float, Default: "200", Min: 0, Max: maxRate,
 			Doc: "Sustained requests per second of traffic type batch. 0 rejects all batch traffic."},
+		{Name: KeyQuotaBatchBurst, Type: Int, Default: "200", Min: 0, Max: maxRate,
+			Doc: "Burst depth of the batch quota."},
 		{Name: KeyQuotaCrawlerRPS, Type: Float, Default: "50", Min: 0, Max: maxRate,
 			Doc: "Sustained requests per second of traffic type crawler. 0 rejects all crawler traffic."},
 		{Name: KeyQuotaCrawlerBurst, Type: Int, Default: "50", Min: 0, Max: maxRate,

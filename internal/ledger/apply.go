@@ -75,6 +75,34 @@ func retryable(err error) bool {
 	return false
 }
 
+// dataError reports whether err is PostgreSQL refusing the data of the
+// batch rather than the batch as such: SQLSTATE classes 22 (data
+// exception: invalid text, numeric overflow), 23 (integrity violations,
+// but not 23505, which here is a race with another process and retried)
+// and 54 (program limits: a value or row too large).
+func dataError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "22", "54":
+		return true
+	case "23":
+		return pgErr.Code != "23505"
+	}
+	return false
+}
+
+// pgCode names err's SQLSTATE for error details, or "" when it has none.
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return "SQLSTATE " + pgErr.Code
+	}
+	return ""
+}
+
 func applyOnce(ctx context.Context, send func(*pgx.Batch) pgx.BatchResults, reqs []*request) error {
 	n := 0
 	for _, r := range reqs {

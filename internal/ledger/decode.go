@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/bulwark-ledger/bulwark/internal/amount"
+	"github.com/bulwark-ledger/bulwark/internal/problem"
 )
 
 // MaxBodyBytes bounds a request body: MaxBatchTransactions × ~1 KiB.
@@ -28,10 +32,11 @@ type BatchInput struct {
 	Transactions []TxInput `json:"transactions"`
 }
 
-// DecodeTransaction reads and validates one transaction.
-func DecodeTransaction(r io.Reader) (TxInput, *Error) {
+// DecodeTransaction decodes and validates one transaction from a request
+// body (see problem.Decode for the strict JSON rules).
+func DecodeTransaction(body []byte) (TxInput, *Error) {
 	var in TxInput
-	if err := decodeStrict(r, &in); err != nil {
+	if err := decodeStrict(body, &in); err != nil {
 		return in, err
 	}
 	if err := validateTx(&in); err != nil {
@@ -40,11 +45,11 @@ func DecodeTransaction(r io.Reader) (TxInput, *Error) {
 	return in, nil
 }
 
-// DecodeBatch reads and validates a batch; any invalid transaction rejects
-// the whole request (its Index says which) and nothing is written.
-func DecodeBatch(r io.Reader) ([]TxInput, *Error) {
+// DecodeBatch decodes and validates a batch; any invalid transaction
+// rejects the whole request (its Index says which) and nothing is written.
+func DecodeBatch(body []byte) ([]TxInput, *Error) {
 	var in BatchInput
-	if err := decodeStrict(r, &in); err != nil {
+	if err := decodeStrict(body, &in); err != nil {
 		return nil, err
 	}
 	return in.Transactions, ValidateBatch(in.Transactions)
@@ -74,34 +79,44 @@ func ValidateBatch(txs []TxInput) *Error {
 	return nil
 }
 
-func decodeStrict(r io.Reader, v any) *Error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, amount.ErrSyntax) || errors.Is(err, amount.ErrRange) {
-			return reject(CodeInvalidAmount, "%v (amounts are decimal strings of minor units, e.g. \"1500\")", err)
+func decodeStrict(body []byte, v any) *Error {
+	de := problem.Decode(body, v)
+	if de == nil {
+		return nil
+	}
+	return fromDecodeError(de)
+}
+
+// fromDecodeError turns a refused body into a rejection: an amount's own
+// syntax error is invalid_amount, and an error inside the transactions
+// array of a batch says which transaction (Index).
+func fromDecodeError(de *problem.DecodeError) *Error {
+	e := &Error{Code: de.Code, Detail: de.Detail, Index: -1, Pointer: de.Pointer, status: de.Status}
+	if errors.Is(de.Err, amount.ErrSyntax) || errors.Is(de.Err, amount.ErrRange) {
+		e.Code, e.status = CodeInvalidAmount, 0
+		e.Detail = fmt.Sprintf("%v (amounts are decimal strings of minor units, e.g. \"1500\")", de.Err)
+	}
+	if rest, ok := strings.CutPrefix(de.Pointer, "/transactions/"); ok {
+		n, _, _ := strings.Cut(rest, "/")
+		if i, err := strconv.Atoi(n); err == nil {
+			e.Index = i
 		}
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return reject(CodeBatchTooLarge, "request body over %d bytes", MaxBodyBytes)
-		}
-		return reject(CodeMalformed, "%v", err)
 	}
-	if dec.More() {
-		return reject(CodeMalformed, "trailing data after the JSON value")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return reject(CodeMalformed, "trailing data after the JSON value")
-	}
-	return nil
+	return e
 }
 
 func validateTx(in *TxInput) *Error {
 	if n := len(in.IdempotencyKey); n == 0 || n > MaxIDLength {
 		return reject(CodeInvalid, "idempotency_key is required, 1 to %d characters", MaxIDLength)
 	}
+	if err := checkText("idempotency_key", in.IdempotencyKey); err != nil {
+		return err
+	}
 	if len(in.Group) > MaxIDLength {
 		return reject(CodeInvalid, "group longer than %d characters", MaxIDLength)
+	}
+	if err := checkText("group", in.Group); err != nil {
+		return err
 	}
 	if err := validateMetadata(&in.Metadata); err != nil {
 		return err
@@ -158,6 +173,33 @@ func validatePostings(in *TxInput) *Error {
 	return nil
 }
 
+// checkText refuses what a PostgreSQL text column cannot hold. Bodies
+// decoded by problem.Decode never hold such strings; this guards callers of
+// Submit that build inputs in Go (the journal, benchmarks, embedders).
+func checkText(field, s string) *Error {
+	if !utf8.ValidString(s) {
+		return reject(problem.CodeInvalidUTF8, "%s is not valid UTF-8", field)
+	}
+	if problem.HasNUL(s) {
+		return reject(problem.CodeNULCharacter, "%s may not contain U+0000", field)
+	}
+	return nil
+}
+
+// Limits of metadata numbers: PostgreSQL's numeric (behind jsonb) holds at
+// most 131,072 digits before the point and 16,383 after, so an exponent
+// like 1e200000 would fail at commit. Bounding the text and the exponent
+// keeps every accepted number storable, with room for any real identifier
+// or measurement.
+const (
+	maxNumberChars    = 100
+	maxNumberExponent = 1000
+)
+
+// validateMetadata checks a metadata object and rewrites it in canonical
+// form: compact, members sorted by name at every level, numbers as sent.
+// Member order then does not change the idempotency digest, and the stored
+// value is what PostgreSQL's jsonb would keep anyway.
 func validateMetadata(m *json.RawMessage) *Error {
 	if len(*m) == 0 || string(*m) == "null" {
 		*m = json.RawMessage("{}")
@@ -166,15 +208,83 @@ func validateMetadata(m *json.RawMessage) *Error {
 	if len(*m) > MaxMetadataBytes {
 		return reject(CodeInvalid, "metadata over %d bytes", MaxMetadataBytes)
 	}
-	if (*m)[0] != '{' {
-		return reject(CodeInvalid, "metadata must be a JSON object")
+	if de := problem.ScanBody(*m); de != nil {
+		return fromDecodeError(de)
 	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, *m); err != nil {
+	// RFC 7493 (I-JSON): well-formed, valid UTF-8, unique member names.
+	if !jsontext.Value(*m).IsValid() {
+		return reject(CodeMalformed, "metadata is not valid JSON with unique member names")
+	}
+	dec := json.NewDecoder(bytes.NewReader(*m))
+	dec.UseNumber() // numbers keep their exact text
+	var v any
+	if err := dec.Decode(&v); err != nil {
 		return reject(CodeMalformed, "metadata: %v", err)
 	}
-	*m = buf.Bytes()
+	if _, ok := v.(map[string]any); !ok {
+		return reject(CodeInvalid, "metadata must be a JSON object")
+	}
+	if err := checkNumbers(v); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return reject(CodeInvalid, "metadata: %v", err)
+	}
+	out := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(out) > MaxMetadataBytes {
+		return reject(CodeInvalid, "metadata over %d bytes", MaxMetadataBytes)
+	}
+	*m = out
 	return nil
+}
+
+// checkNumbers refuses numbers that jsonb cannot store (see maxNumberChars).
+func checkNumbers(v any) *Error {
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			if err := checkNumbers(e); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if err := checkNumbers(e); err != nil {
+				return err
+			}
+		}
+	case json.Number:
+		s := string(x)
+		if len(s) > maxNumberChars {
+			return reject(CodeNumberOutOfRange, "metadata number of %d characters, at most %d", len(s), maxNumberChars)
+		}
+		if i := strings.IndexAny(s, "eE"); i >= 0 {
+			exp, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
+			if err != nil || exp > maxNumberExponent || exp < -maxNumberExponent {
+				return reject(CodeNumberOutOfRange, "metadata number %s: exponent beyond ±%d", s, maxNumberExponent)
+			}
+		}
+	}
+	return nil
+}
+
+// ValidAccountID reports whether id may name a new account. Beyond the
+// character set, no '/'-separated segment may be empty, "." or "..": HTTP
+// routers clean such paths (GET /v1/accounts/.. would be redirected), so
+// the account could be created but never read.
+func ValidAccountID(id string) bool {
+	if !accountIDPattern.MatchString(id) {
+		return false
+	}
+	for seg := range strings.SplitSeq(id, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // Digest fingerprints a validated transaction for idempotency: the same key
@@ -189,9 +299,9 @@ func Digest(in *TxInput) [32]byte {
 }
 
 // DecodeAccount reads and validates an account creation.
-func DecodeAccount(r io.Reader) (AccountInput, *Error) {
+func DecodeAccount(body []byte) (AccountInput, *Error) {
 	var in AccountInput
-	if err := decodeStrict(r, &in); err != nil {
+	if err := decodeStrict(body, &in); err != nil {
 		return in, err
 	}
 	return in, ValidateAccount(&in)
@@ -199,8 +309,9 @@ func DecodeAccount(r io.Reader) (AccountInput, *Error) {
 
 // ValidateAccount checks an account creation and fills defaults.
 func ValidateAccount(in *AccountInput) *Error {
-	if !accountIDPattern.MatchString(in.ID) {
-		return reject(CodeInvalidAccount, "account id must be 1-200 characters of A-Z a-z 0-9 _ : @ . - /")
+	if !ValidAccountID(in.ID) {
+		return reject(CodeInvalidAccount, "account id must be 1-200 characters of A-Z a-z 0-9 _ : @ . - /, "+
+			"with no empty, \".\" or \"..\" segment between slashes")
 	}
 	if !assetPattern.MatchString(in.Asset) {
 		return reject(CodeInvalid, "asset must match %s", assetPattern)

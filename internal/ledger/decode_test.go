@@ -1,12 +1,12 @@
 package ledger_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
+	"github.com/bulwark-ledger/bulwark/internal/problem"
 )
 
 func TestDecodeRejectsBadInput(t *testing.T) {
@@ -14,7 +14,7 @@ func TestDecodeRejectsBadInput(t *testing.T) {
 	long := strings.Repeat("x", 201)
 	cases := []struct{ name, body, code string }{
 		{"malformed", `{"idempotency_key":`, ledger.CodeMalformed},
-		{"unknown field", `{"idempotency_key":"k","postings":[],"colour":"red"}`, ledger.CodeMalformed},
+		{"unknown field", `{"idempotency_key":"k","postings":[],"colour":"red"}`, problem.CodeUnknownMember},
 		{"trailing data", `{"idempotency_key":"k"} {}`, ledger.CodeMalformed},
 		{"number amount", `{"idempotency_key":"k","postings":[{"source":"a","destination":"b","amount":10,"asset":"USD"}]}`, ledger.CodeInvalidAmount},
 		{"negative amount", `{"idempotency_key":"k","postings":[{"source":"a","destination":"b","amount":"-10","asset":"USD"}]}`, ledger.CodeInvalidAmount},
@@ -31,12 +31,32 @@ func TestDecodeRejectsBadInput(t *testing.T) {
 		{"post without id", `{"idempotency_key":"k","type":"post_pending"}`, ledger.CodeInvalid},
 		{"void with amount", `{"idempotency_key":"k","type":"void_pending","pending_id":"01a2018d-4882-7aa2-8394-36e9b841fc7a","amount":"5"}`, ledger.CodeInvalidAmount},
 		{"metadata not object", `{"idempotency_key":"k","metadata":[1],"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, ledger.CodeInvalid},
+		// Hostile bodies: each must fail at decode time with its own code.
+		{"duplicate member", `{"idempotency_key":"k","postings":[{"source":"a","destination":"b","amount":"1","amount":"90000","asset":"USD"}]}`, problem.CodeDuplicateMember},
+		{"duplicate top-level member", `{"idempotency_key":"k","idempotency_key":"j","postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, problem.CodeDuplicateMember},
+		{"duplicate metadata member", `{"idempotency_key":"k","metadata":{"a":1,"a":2},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, problem.CodeDuplicateMember},
+		{"case-variant member", `{"idempotency_key":"k","postings":[{"source":"a","destination":"b","AMOUNT":"7","asset":"USD"}]}`, problem.CodeUnknownMember},
+		{"case-variant beside member", `{"idempotency_key":"k","postings":[{"source":"a","destination":"b","amount":"1","Amount":"7","asset":"USD"}]}`, problem.CodeUnknownMember},
+		{"NUL in metadata value", `{"idempotency_key":"k","metadata":{"a":"x\u0000y"},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, problem.CodeNULCharacter},
+		{"NUL in metadata name", `{"idempotency_key":"k","metadata":{"a\u0000":1},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, problem.CodeNULCharacter},
+		{"NUL in key", `{"idempotency_key":"k\u0000","postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, problem.CodeNULCharacter},
+		{"NUL in group", `{"idempotency_key":"k","group":"\u0000","postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, problem.CodeNULCharacter},
+		{"escaped backslash then u0000 is text", `{"idempotency_key":"k","metadata":{"a":"\\u0000"},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}],"colour":1}`, problem.CodeUnknownMember},
+		{"lone high surrogate", `{"idempotency_key":"k\ud800","postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, problem.CodeInvalidUTF8},
+		{"lone low surrogate", `{"idempotency_key":"k","metadata":{"a":"\udc00"},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, problem.CodeInvalidUTF8},
+		{"invalid UTF-8", "{\"idempotency_key\":\"k\xff\",\"postings\":[{\"source\":\"a\",\"destination\":\"b\",\"amount\":\"1\",\"asset\":\"USD\"}]}", problem.CodeInvalidUTF8},
+		{"deep nesting", `{"idempotency_key":"k","metadata":{"a":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, problem.CodeNestingTooDeep},
+		{"huge exponent", `{"idempotency_key":"k","metadata":{"a":1e200000},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, ledger.CodeNumberOutOfRange},
+		{"long number", `{"idempotency_key":"k","metadata":{"a":` + strings.Repeat("9", 101) + `},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, ledger.CodeNumberOutOfRange},
+		{"empty body", ``, ledger.CodeMalformed},
 		{"timeout on posted", `{"idempotency_key":"k","timeout_seconds":5,"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, ledger.CodeInvalid},
 	}
 	for _, c := range cases {
-		_, err := ledger.DecodeTransaction(strings.NewReader(c.body))
+		_, err := ledger.DecodeTransaction([]byte(c.body))
 		if err == nil || err.Code != c.code {
 			t.Errorf("%s: got %v, want %s", c.name, err, c.code)
+		} else if err.Status() < 400 || err.Status() > 499 {
+			t.Errorf("%s: status %d, want 4xx", c.name, err.Status())
 		}
 	}
 }
@@ -60,24 +80,35 @@ func TestDecodeBatchLimits(t *testing.T) {
 		b.WriteString("]}")
 		return b.String()
 	}
-	if _, err := ledger.DecodeBatch(strings.NewReader(build(3, false))); err != nil {
+	if _, err := ledger.DecodeBatch([]byte(build(3, false))); err != nil {
 		t.Fatalf("valid batch: %v", err)
 	}
-	if _, err := ledger.DecodeBatch(strings.NewReader(build(2, true))); err == nil || err.Code != ledger.CodeDuplicateKey || err.Index != 1 {
+	if _, err := ledger.DecodeBatch([]byte(build(2, true))); err == nil || err.Code != ledger.CodeDuplicateKey || err.Index != 1 {
 		t.Fatalf("duplicate keys: %v", err)
 	}
-	if _, err := ledger.DecodeBatch(strings.NewReader(build(ledger.MaxBatchTransactions+1, false))); err == nil || err.Code != ledger.CodeBatchTooLarge {
+	if _, err := ledger.DecodeBatch([]byte(build(ledger.MaxBatchTransactions+1, false))); err == nil || err.Code != ledger.CodeBatchTooLarge {
 		t.Fatalf("oversized batch: %v", err)
 	}
-	if _, err := ledger.DecodeBatch(strings.NewReader(`{"transactions":[]}`)); err == nil || err.Code != ledger.CodeInvalid {
+	if _, err := ledger.DecodeBatch([]byte(`{"transactions":[]}`)); err == nil || err.Code != ledger.CodeInvalid {
 		t.Fatalf("empty batch: %v", err)
+	}
+	// An error found while decoding (not validating) still names its item.
+	bad := build(3, false)
+	last := strings.LastIndex(bad, `"amount":"1"`)
+	bad = bad[:last] + `"amount":1` + bad[last+len(`"amount":"1"`):]
+	if _, err := ledger.DecodeBatch([]byte(bad)); err == nil || err.Code != ledger.CodeInvalidAmount || err.Index != 2 {
+		t.Fatalf("bad amount in item 2: %+v", err)
+	}
+	dup := strings.Replace(build(3, false), `"asset":"USD"`, `"asset":"USD","asset":"EUR"`, 2)
+	if _, err := ledger.DecodeBatch([]byte(dup)); err == nil || err.Code != problem.CodeDuplicateMember || err.Index != 0 {
+		t.Fatalf("duplicate member in item 0: %+v", err)
 	}
 }
 
 func TestDigestIgnoresFormatting(t *testing.T) {
 	t.Parallel()
-	a, err1 := ledger.DecodeTransaction(strings.NewReader(`{"idempotency_key":"k","metadata":{"a": 1},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`))
-	b, err2 := ledger.DecodeTransaction(strings.NewReader(`{ "postings":[{"asset":"USD","amount":"1","destination":"b","source":"a"}], "metadata":{"a":1}, "idempotency_key":"k", "type":"posted"}`))
+	a, err1 := ledger.DecodeTransaction([]byte(`{"idempotency_key":"k","metadata":{"a": 1},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`))
+	b, err2 := ledger.DecodeTransaction([]byte(`{ "postings":[{"asset":"USD","amount":"1","destination":"b","source":"a"}], "metadata":{"a":1}, "idempotency_key":"k", "type":"posted"}`))
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}
@@ -87,6 +118,31 @@ func TestDigestIgnoresFormatting(t *testing.T) {
 	b.Postings[0].Destination = "c"
 	if ledger.Digest(&a) == ledger.Digest(&b) {
 		t.Fatal("different transactions share a digest")
+	}
+	// Metadata members in another order, at any depth, are the same body;
+	// numbers keep their exact text.
+	c, err1 := ledger.DecodeTransaction([]byte(`{"idempotency_key":"k","metadata":{"b":{"y":1,"x":[{"q":2,"p":1}]},"a":12345678901234567890123},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`))
+	d, err2 := ledger.DecodeTransaction([]byte(`{"idempotency_key":"k","metadata":{"a":12345678901234567890123,"b":{"x":[{"p":1,"q":2}],"y":1}},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`))
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if ledger.Digest(&c) != ledger.Digest(&d) {
+		t.Fatalf("metadata member order changes the digest: %s vs %s", c.Metadata, d.Metadata)
+	}
+	if want := `{"a":12345678901234567890123,"b":{"x":[{"p":1,"q":2}],"y":1}}`; string(c.Metadata) != want {
+		t.Fatalf("canonical metadata %s, want %s", c.Metadata, want)
+	}
+}
+
+func TestAccountIDsThatRoutersRewrite(t *testing.T) {
+	t.Parallel()
+	for id, ok := range map[string]bool{
+		"merchant:42": true, "a/b": true, "a.b": true, "...": true,
+		".": false, "..": false, "a/..": false, "../a": false, "a//b": false, "/a": false, "a/": false, "a/./b": false,
+	} {
+		if got := ledger.ValidAccountID(id); got != ok {
+			t.Errorf("ValidAccountID(%q) = %v, want %v", id, got, ok)
+		}
 	}
 }
 
@@ -99,7 +155,7 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte(`{"transactions":[{"idempotency_key":"k","type":"pending","timeout_seconds":60,"group":"g","metadata":{"x":[1,2]},"postings":[{"source":"a:1","destination":"b/2","amount":"340282366920938463463374607431768211455","asset":"BTC"}]}]}`))
 	f.Add([]byte(`{"transactions":[{}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		txs, err := ledger.DecodeBatch(bytes.NewReader(data))
+		txs, err := ledger.DecodeBatch(data)
 		if err != nil {
 			if err.Code == "" || err.Status() < 400 || err.Status() > 499 {
 				t.Fatalf("error without a 4xx code: %+v", err)
@@ -110,7 +166,7 @@ func FuzzDecodeBatch(f *testing.F) {
 		if mErr != nil {
 			t.Fatal(mErr)
 		}
-		again, err := ledger.DecodeBatch(bytes.NewReader(enc))
+		again, err := ledger.DecodeBatch(enc)
 		if err != nil {
 			t.Fatalf("re-encoded valid batch rejected: %v\n%s", err, enc)
 		}
@@ -126,7 +182,7 @@ func FuzzDecodeAccount(f *testing.F) {
 	f.Add([]byte(`{"id":"merchant:42:settlement","asset":"USD","scale":2,"rule":"debits_must_not_exceed_credits","metadata":{"a":1}}`))
 	f.Add([]byte(`{"id":"","asset":"usd"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		in, err := ledger.DecodeAccount(bytes.NewReader(data))
+		in, err := ledger.DecodeAccount(data)
 		if err != nil {
 			if err.Code == "" {
 				t.Fatalf("error without code: %+v", err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/bulwark-ledger/bulwark/internal/problem"
 )
 
 // Error is a rejection with a stable machine-readable code. Codes are API.
@@ -12,13 +14,24 @@ type Error struct {
 	Detail string `json:"detail"`
 	// Index is the position of the offending transaction in its request, or -1.
 	Index int `json:"index"`
+	// Pointer is the JSON pointer of the offending value in the request
+	// body, when the body itself was refused.
+	Pointer string `json:"pointer,omitempty"`
+	// status overrides the code's status (refused bodies: 400, 413, 415).
+	status int
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Detail }
 
 // Status is the HTTP status of a rejection.
 func (e *Error) Status() int {
+	if e.status != 0 {
+		return e.status
+	}
 	if s, ok := statusOf[e.Code]; ok {
+		return s
+	}
+	if s, ok := problem.DecodeStatus(e.Code); ok {
 		return s
 	}
 	return http.StatusUnprocessableEntity
@@ -53,6 +66,9 @@ const (
 	CodeJournalNotFound     = "journal_entry_not_found"
 	CodeOverloaded          = "overloaded"
 	CodeHistoryArchived     = "history_archived"
+	CodeNumberOutOfRange    = "number_out_of_range"
+	CodeUnstorable          = "unstorable_value"
+	CodeReadFailed          = "read_failed"
 )
 
 var statusOf = map[string]int{
@@ -73,6 +89,9 @@ var statusOf = map[string]int{
 	CodePendingExpired:      http.StatusConflict,
 	CodeOverloaded:          http.StatusServiceUnavailable,
 	CodeHistoryArchived:     http.StatusGone,
+	CodeNumberOutOfRange:    http.StatusBadRequest,
+	CodeUnstorable:          http.StatusBadRequest,
+	CodeReadFailed:          http.StatusServiceUnavailable,
 }
 
 // Sentinel errors of the write path.

@@ -47,7 +47,11 @@ func (a *API) createAccount(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	in, bad := DecodeAccount(http.MaxBytesReader(w, r.Body, 64<<10))
+	body, ok := readBody(w, r, 64<<10)
+	if !ok {
+		return
+	}
+	in, bad := DecodeAccount(body)
 	if bad != nil {
 		sendError(w, bad)
 		return
@@ -74,7 +78,7 @@ func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {
 	if a.AccountReads == nil {
 		acc, err := read(r.Context())
 		if err != nil {
-			a.fail(w, err)
+			a.failRead(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, acc)
@@ -83,7 +87,7 @@ func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {
 	acc, stale, err := a.AccountReads.Do(r.Context(), tn+"\x00"+id, read)
 	if err != nil {
 		if !admission.WriteError(w, err) {
-			a.fail(w, err)
+			a.failRead(w, err)
 		}
 		return
 	}
@@ -108,7 +112,7 @@ func (a *API) getBalance(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := a.Store.BalanceAt(r.Context(), tn, r.PathValue("id"), at)
 	if err != nil {
-		a.fail(w, err)
+		a.failRead(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, b)
@@ -128,7 +132,7 @@ func (a *API) getEntries(w http.ResponseWriter, r *http.Request) {
 	}
 	es, err := a.Store.Entries(r.Context(), tn, r.PathValue("id"), after, int(limit))
 	if err != nil {
-		a.fail(w, err)
+		a.failRead(w, err)
 		return
 	}
 	page := map[string]any{"entries": es}
@@ -150,7 +154,11 @@ func (a *API) postTransaction(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	in, bad := DecodeTransaction(http.MaxBytesReader(w, r.Body, 64<<10))
+	body, ok := readBody(w, r, 64<<10)
+	if !ok {
+		return
+	}
+	in, bad := DecodeTransaction(body)
 	if bad != nil {
 		sendError(w, bad)
 		return
@@ -182,7 +190,11 @@ func (a *API) postBatch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	txs, bad := DecodeBatch(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, ok := readBody(w, r, MaxBodyBytes)
+	if !ok {
+		return
+	}
+	txs, bad := DecodeBatch(body)
 	if bad != nil {
 		sendError(w, bad)
 		return
@@ -240,7 +252,7 @@ func (a *API) getJournal(w http.ResponseWriter, r *http.Request) {
 	}
 	e, err := a.Journal.Status(r.Context(), tn, r.PathValue("id"))
 	if err != nil {
-		a.fail(w, err)
+		a.failRead(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, e)
@@ -253,7 +265,7 @@ func (a *API) getTransaction(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := a.Store.Transaction(r.Context(), tn, r.PathValue("id"), false)
 	if err != nil {
-		a.fail(w, err)
+		a.failRead(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, t)
@@ -269,15 +281,45 @@ func (a *API) getTransactionByKey(w http.ResponseWriter, r *http.Request) {
 		problem.Send(w, http.StatusBadRequest, CodeInvalid, "idempotency_key query parameter is required")
 		return
 	}
+	if err := checkText("idempotency_key", key); err != nil {
+		sendError(w, err)
+		return
+	}
 	t, err := a.Store.Transaction(r.Context(), tn, key, true)
 	if err != nil {
-		a.fail(w, err)
+		a.failRead(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, t)
 }
 
-// fail maps an error to its problem response.
+// readBody reads a JSON request body (problem.ReadBody); on failure it has
+// answered the request.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	body, de := problem.ReadBody(w, r, limit)
+	if de != nil {
+		sendError(w, fromDecodeError(de))
+		return nil, false
+	}
+	return body, true
+}
+
+// failRead maps an error of a read route. A read changes nothing, so an
+// unexpected failure is read_failed (retry freely), never commit_failed.
+func (a *API) failRead(w http.ResponseWriter, err error) {
+	var le *Error
+	switch {
+	case errors.As(err, &le):
+		sendError(w, le)
+	case errors.Is(err, context.Canceled):
+	default:
+		a.Log.Error("ledger read", "err", err)
+		problem.Write(w, problem.New(http.StatusServiceUnavailable, CodeReadFailed,
+			"the read failed; nothing was changed, retry"), time.Second)
+	}
+}
+
+// fail maps an error of a write route to its problem response.
 func (a *API) fail(w http.ResponseWriter, err error) {
 	var le *Error
 	switch {
@@ -302,6 +344,9 @@ func sendError(w http.ResponseWriter, e *Error) {
 	p := problem.New(e.Status(), e.Code, e.Detail)
 	if e.Index >= 0 {
 		p.With("index", e.Index)
+	}
+	if e.Pointer != "" {
+		p.With("pointer", e.Pointer)
 	}
 	problem.Write(w, p, 0)
 }

@@ -196,24 +196,68 @@ func (j *Journal) applyPending(ctx context.Context) (int, error) {
 	}
 	sem := make(chan struct{}, applierParallel)
 	var wg sync.WaitGroup
-	var firstErr error
 	var mu sync.Mutex
+	var errs error
+	addErr := func(err error) {
+		mu.Lock()
+		errs = errors.Join(errs, err)
+		mu.Unlock()
+	}
+	// Every goroutine started here is waited for on every return path: the
+	// applier never returns with submissions still running.
 	for _, p := range reqs {
 		var in BatchInput
 		if err := json.Unmarshal(p.body, &in); err != nil {
-			return 0, fmt.Errorf("journal %s: request: %w", p.id, err)
+			// A row that cannot be decoded can never be applied: reject it
+			// with its reason, or it would be claimed first forever and
+			// stall every entry behind it.
+			addErr(j.reject(ctx, p.tenant, p.id, -1, reject(CodeMalformed, "journaled request cannot be decoded: %v", err)))
+			continue
 		}
-		sem <- struct{}{}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return len(reqs), errors.Join(errs, ctx.Err())
+		}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if _, err := j.pipe.submit(ctx, newRequest(p.tenant, in.Transactions, p.id)); err != nil {
-				mu.Lock()
-				firstErr = errors.Join(firstErr, err)
-				mu.Unlock()
+			_, err := j.pipe.submit(ctx, newRequest(p.tenant, in.Transactions, p.id))
+			var le *Error
+			if errors.As(err, &le) {
+				// Refused as a whole (e.g. isolated from its batch as
+				// unstorable): final, so record it rather than redrive.
+				err = j.reject(ctx, p.tenant, p.id, len(in.Transactions), le)
+			}
+			if err != nil {
+				addErr(err)
 			}
 		}()
 	}
 	wg.Wait()
-	return len(reqs), firstErr
+	return len(reqs), errs
+}
+
+// reject finishes an accepted entry as rejected with le as the outcome of
+// each of its n transactions (one when n < 1), unless another applier
+// finished it first.
+func (j *Journal) reject(ctx context.Context, tenant, id string, n int, le *Error) error {
+	n = max(n, 1)
+	res := make([]Result, n)
+	for i := range res {
+		e := *le
+		e.Index = i
+		res[i] = Result{Err: &e}
+	}
+	out, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("journal %s: marshal outcome: %w", id, err)
+	}
+	if _, err := j.pool.Exec(ctx, `UPDATE journal SET state = 'rejected', outcome = $3, finished_at = now(), attempts = attempts + 1
+		WHERE tenant_id = $1 AND id = $2 AND state = 'accepted'`, tenant, id, string(out)); err != nil {
+		return fmt.Errorf("journal %s: record rejection: %w", id, err)
+	}
+	j.log.Warn("journal entry rejected", "tenant", tenant, "id", id, "code", le.Code, "detail", le.Detail)
+	return nil
 }

@@ -10,6 +10,7 @@ type pipelineMetrics struct {
 	batches      prometheus.Counter
 	transactions prometheus.Counter
 	failed       prometheus.Counter
+	isolated     prometheus.Counter
 	rejected     prometheus.Counter
 	queued       prometheus.Gauge
 	batchSize    prometheus.Histogram
@@ -24,6 +25,8 @@ func newPipelineMetrics(reg prometheus.Registerer) *pipelineMetrics {
 			Help: "Transactions (committed, replayed or rejected) processed in committed batches."}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: "bulwark_ledger_batch_failures_total",
 			Help: "Batches that failed as a whole (database errors after retries)."}),
+		isolated: prometheus.NewCounter(prometheus.CounterOpts{Name: "bulwark_ledger_isolated_requests_total",
+			Help: "Requests refused by the database and isolated from their batch (the rest of the batch committed)."}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "bulwark_ledger_pipeline_overload_total",
 			Help: "Requests refused because the pipeline queue was full (HTTP 503)."}),
 		queued: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bulwark_ledger_pipeline_queued_transactions",
@@ -34,7 +37,7 @@ func newPipelineMetrics(reg prometheus.Registerer) *pipelineMetrics {
 			Help: "Time to apply and commit one batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.batches, m.transactions, m.failed, m.rejected, m.queued, m.batchSize, m.batchSeconds)
+		reg.MustRegister(m.batches, m.transactions, m.failed, m.isolated, m.rejected, m.queued, m.batchSize, m.batchSeconds)
 	}
 	return m
 }

@@ -249,20 +249,54 @@ const commitTimeout = 30 * time.Second
 func (p *Pipeline) commit(batch []*request) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	err := applyBatch(ctx, p.pool, batch, false)
+	p.applyIsolating(ctx, batch)
 	cancel()
-	n := 0
+	committed, n := 0, 0
+	var firstErr error
 	for _, r := range batch {
-		n += len(r.items)
-		r.err = err
+		if r.err == nil {
+			committed, n = committed+1, n+len(r.items)
+		} else if firstErr == nil {
+			firstErr = r.err
+		}
 		close(r.done)
 	}
-	if err != nil {
+	if firstErr != nil {
 		p.metrics.failed.Inc()
-		p.log.Error("commit batch", "requests", len(batch), "transactions", n, "err", err)
+		p.log.Error("commit batch", "requests", len(batch), "failed_requests", len(batch)-committed, "err", firstErr)
+	}
+	if committed > 0 {
+		p.metrics.observe(committed, n, time.Since(start))
+	}
+}
+
+// applyIsolating applies batch and sets each request's err. When the batch
+// fails for a reason tied to the data of one of its requests (dataError:
+// a value PostgreSQL refuses), it is split in halves and each half applied
+// on its own, recursively, so the request at fault fails alone (with
+// CodeUnstorable) and its neighbours, maybe other tenants', commit. Input
+// validation refuses everything known to be unstorable before it gets
+// here; this is defence in depth. A bad request costs its batch about
+// 2·log2(requests) extra database transactions, all under the batch's
+// commitTimeout.
+func (p *Pipeline) applyIsolating(ctx context.Context, batch []*request) {
+	err := applyBatch(ctx, p.pool, batch, false)
+	if err == nil || !dataError(err) {
+		for _, r := range batch {
+			r.err = err
+		}
 		return
 	}
-	p.metrics.observe(len(batch), n, time.Since(start))
+	if len(batch) == 1 {
+		p.metrics.isolated.Inc()
+		p.log.Warn("request refused by the database; isolated from its batch", "tenant", batch[0].tenant, "err", err)
+		batch[0].err = reject(CodeUnstorable, "the database refused a value of this request (%s); nothing was written",
+			pgCode(err))
+		return
+	}
+	mid := len(batch) / 2
+	p.applyIsolating(ctx, batch[:mid])
+	p.applyIsolating(ctx, batch[mid:])
 }
 
 // Close stops accepting requests, commits everything queued, and waits.

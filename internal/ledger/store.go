@@ -106,6 +106,11 @@ func jsonEqual(a, b json.RawMessage) bool {
 // Account reads an account with its balances.
 func (s *Store) Account(ctx context.Context, tenant, id string) (Account, error) {
 	var a Account
+	if !accountIDPattern.MatchString(id) {
+		// Also keeps bytes PostgreSQL text refuses (NUL, invalid UTF-8)
+		// out of the query.
+		return a, reject(CodeInvalidAccount, "%q is not an account id", id)
+	}
 	err := s.pool.QueryRow(ctx, `SELECT id, asset, scale, rule, metadata, created_at, seq,
 			debits_posted, credits_posted, debits_pending, credits_pending
 		FROM accounts WHERE tenant_id = $1 AND id = $2`, tenant, id).Scan(&a.ID, &a.Asset, &a.Scale, &a.Rule,

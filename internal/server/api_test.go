@@ -51,7 +51,7 @@ func TestBadInputGetsProblemAndWritesNothing(t *testing.T) {
 		hdr                []string
 	}{
 		{"malformed", "POST", "/v1/transactions", `{"idempotency_key":`, 400, "malformed_json", nil},
-		{"unknown field", "POST", "/v1/transactions", `{"idempotency_key":"k","foo":1}`, 400, "malformed_json", nil},
+		{"unknown field", "POST", "/v1/transactions", `{"idempotency_key":"k","foo":1}`, 400, "unknown_member", nil},
 		{"float amount", "POST", "/v1/transactions", `{"idempotency_key":"k","postings":[{"source":"a","destination":"b","amount":1.5,"asset":"USD"}]}`, 400, "invalid_amount", nil},
 		{"negative amount", "POST", "/v1/transactions", transferBody("k", "a", "b", "-1"), 400, "invalid_amount", nil},
 		{"zero amount", "POST", "/v1/transactions", transferBody("k", "a", "b", "0"), 400, "invalid_amount", nil},

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sort"
@@ -64,6 +65,7 @@ func routeOf(r *http.Request) string {
 type edge struct {
 	ctl     *admission.Controller
 	watcher *control.Watcher
+	log     *slog.Logger
 
 	mu      sync.RWMutex            // guards applied and traffic
 	applied map[string]appliedQuota // tenant -> the quota last given to admission
@@ -83,8 +85,8 @@ type trafficBucket struct {
 	lim     *rate.Limiter
 }
 
-func newEdge(ctl *admission.Controller, w *control.Watcher) *edge {
-	return &edge{ctl: ctl, watcher: w, applied: make(map[string]appliedQuota), traffic: make(map[trafficKey]*trafficBucket)}
+func newEdge(ctl *admission.Controller, w *control.Watcher, log *slog.Logger) *edge {
+	return &edge{ctl: ctl, watcher: w, log: log, applied: make(map[string]appliedQuota), traffic: make(map[trafficKey]*trafficBucket)}
 }
 
 // trafficQuota enforces the per-tenant quotas of batch and crawler traffic
@@ -110,7 +112,7 @@ func (e *edge) trafficQuota(next http.Handler) http.Handler {
 
 func (e *edge) trafficBucket(tn, tt string) *rate.Limiter {
 	snap := e.watcher.Current()
-	rps, burst := snap.Float(tn, control.KeyQuotaBatchRPS), int(snap.Float(tn, control.KeyQuotaBatchRPS))
+	rps, burst := snap.Float(tn, control.KeyQuotaBatchRPS), int(snap.Int(tn, control.KeyQuotaBatchBurst))
 	if tt == "crawler" {
 		rps, burst = snap.Float(tn, control.KeyQuotaCrawlerRPS), int(snap.Int(tn, control.KeyQuotaCrawlerBurst))
 	}
@@ -178,18 +180,31 @@ func (e *edge) syncQuota(tn string) {
 	}
 	rps, burst := snap.Float(tn, control.KeyQuotaRPS), int(snap.Int(tn, control.KeyQuotaBurst))
 	rps, burst = max(rps, minRate), max(burst, 1)
-	if len(e.applied) >= maxEdgeTenants {
+	if len(e.applied) >= min(maxEdgeTenants, e.ctl.MaxTenantQuotas()) {
+		// Start afresh on both sides: admission's table holds exactly the
+		// tenants of applied, so it can never be full when one is added
+		// (every tenant then re-reads its quota once).
 		clear(e.applied)
+		if err := e.ctl.SetTenantQuotas(nil); err != nil {
+			panic(fmt.Sprintf("edge: clear tenant quotas: %v", err)) // nil is always valid
+		}
 	}
-	e.applied[tn] = appliedQuota{version: v, rps: rps, burst: burst}
-	e.mu.Unlock()
 	if ok && (rps > prev.rps || burst > prev.burst) {
 		// A raised quota applies at once with a full bucket; a lowered one
 		// keeps the tokens left (they are fewer than the old bucket's).
 		e.ctl.RemoveTenantQuota(tn)
 	}
-	// Validated by the registry, so this cannot fail.
-	_ = e.ctl.SetTenantQuota(tn, rps, burst)
+	// Under e.mu, so that admission's table changes only with applied.
+	if err := e.ctl.SetTenantQuota(tn, rps, burst); err != nil {
+		// Values are clamped valid and the table has room (above), so this
+		// is a programmer error; leave the tenant unapplied to retry.
+		delete(e.applied, tn)
+		e.mu.Unlock()
+		e.log.Error("edge: tenant quota not applied", "tenant", tn, "err", err)
+		return
+	}
+	e.applied[tn] = appliedQuota{version: v, rps: rps, burst: burst}
+	e.mu.Unlock()
 }
 
 // minRate stands for a quota of 0 (the bucket must have a positive rate):

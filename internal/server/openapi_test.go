@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulwark-ledger/bulwark/internal/admission"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
+	"github.com/bulwark-ledger/bulwark/internal/problem"
 )
 
 // The OpenAPI document is checked against the source with the standard
@@ -34,7 +35,8 @@ var routeFiles = []string{"../ledger/http.go", "../tenant/http.go", "http.go"}
 // http.StatusX next to the code. A package declaring such constants must be
 // listed here, so that a new one cannot go undocumented.
 var constStatus = map[string]func(code string) (int, bool){
-	"ledger": func(code string) (int, bool) { return (&ledger.Error{Code: code}).Status(), true },
+	"problem": problem.DecodeStatus,
+	"ledger":  func(code string) (int, bool) { return (&ledger.Error{Code: code}).Status(), true },
 	"admission": func(code string) (int, bool) {
 		for i := range 256 {
 			if p := (&admission.Rejection{Reason: admission.Reason(i)}).Problem(); p.Code == code {
@@ -61,7 +63,7 @@ var (
 // statusByName maps the net/http constants the handlers use to numbers.
 var statusByName = map[string]int{
 	"BadRequest": 400, "Unauthorized": 401, "Forbidden": 403, "NotFound": 404,
-	"Conflict": 409, "Gone": 410, "RequestEntityTooLarge": 413, "UnprocessableEntity": 422,
+	"Conflict": 409, "Gone": 410, "RequestEntityTooLarge": 413, "UnsupportedMediaType": 415, "UnprocessableEntity": 422,
 	"TooManyRequests": 429, "InternalServerError": 500, "ServiceUnavailable": 503,
 }
 

@@ -70,11 +70,6 @@ type Config struct {
 	Ready func(addr string)
 }
 
-// accountReadTTL is how long an account read is served from cache: short
-// enough that a client reading its own write sees it after one round trip,
-// long enough to fold a burst of identical reads into one query.
-const accountReadTTL = 20 * time.Millisecond
-
 // Roles.
 const (
 	RoleAPI     = "api"
@@ -156,7 +151,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("admission: %w", err)
 	}
-	edge := newEdge(ctl, watcher)
+	edge := newEdge(ctl, watcher, log)
 	if err := edge.onChange(watcher.Current()); err != nil {
 		return fmt.Errorf("admission rules: %w", err)
 	}
@@ -182,9 +177,10 @@ func Run(ctx context.Context, cfg Config) error {
 	pipe := ledger.NewPipeline(pool, cfg.Pipeline, log, reg)
 	defer pipe.Close() // after HTTP has drained: answers in-flight requests
 	journal := ledger.NewJournal(pool, pipe, log)
-	// Account reads: coalesced, fresh for accountReadTTL, stale copies up to
-	// a minute old when a read is shed or the database fails.
-	reads, err := admission.NewReads[ledger.Account](admission.ReadsConfig{Name: "accounts", TTL: accountReadTTL},
+	// Account reads: always fresh (a read after an acknowledged write sees
+	// it), coalesced per account; the last value, up to a minute old, is
+	// served marked stale only when a read is shed or the database fails.
+	reads, err := admission.NewReads[ledger.Account](admission.ReadsConfig{Name: "accounts"},
 		admission.WithRegisterer(reg))
 	if err != nil {
 		return err

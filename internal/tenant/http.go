@@ -144,13 +144,7 @@ func (s *Store) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 const decodeLimit = 64 << 10
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, decodeLimit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		problem.Send(w, http.StatusBadRequest, "malformed_json", err.Error())
-		return false
-	}
-	return true
+	return problem.ReadJSON(w, r, decodeLimit, v)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
