@@ -89,15 +89,23 @@ func startServerRoles(t *testing.T, roles ...string) (*client, string) {
 
 func startServerIn(t *testing.T, dataDir string, roles ...string) (*client, string) {
 	t.Helper()
+	return startServerWith(t, dataDir, nil, roles...)
+}
+
+// startServerWith is startServerIn with a hook that adjusts the config.
+func startServerWith(t *testing.T, dataDir string, adjust func(*server.Config), roles ...string) (*client, string) {
+	t.Helper()
 	url := pgtest.NewDB(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.Config{Addr: "127.0.0.1:0", PostgresURL: url, AdminKey: adminKey,
-			Roles:   roles,
-			DataDir: dataDir, Logger: quietLogger(), Ready: func(a string) { ready <- a }})
-	}()
+	cfg := server.Config{Addr: "127.0.0.1:0", PostgresURL: url, AdminKey: adminKey,
+		Roles:   roles,
+		DataDir: dataDir, Logger: quietLogger(), Ready: func(a string) { ready <- a }}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	go func() { done <- server.Run(ctx, cfg) }()
 	var addr string
 	select {
 	case addr = <-ready:

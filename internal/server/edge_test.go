@@ -3,6 +3,8 @@ package server_test
 import (
 	"testing"
 	"time"
+
+	"github.com/bulwark-ledger/bulwark/internal/server"
 )
 
 // TestQuotaFromControlPlaneAppliesLive sets a tenant's request quota through
@@ -143,5 +145,73 @@ func TestPriorityWeightRaisesTenantLevel(t *testing.T) {
 	after := levelOf429()
 	if after <= before {
 		t.Fatalf("priority level %v after raising the weight, %v before", after, before)
+	}
+}
+
+// waitStatus sends req until it answers want or 3 s pass (settings reach
+// every process within a second), and returns the last answer.
+func waitStatus(t *testing.T, c *client, want int, method, path string, hdr ...string) response {
+	t.Helper()
+	var r response
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+		if r = c.do(t, method, path, nil, hdr...); r.status == want {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return r
+}
+
+// TestQuotasApplyBeyondTheQuotaTable: with room for 2 tenant quotas in
+// admission, a third tenant's quota still applies (the edge starts its
+// bookkeeping afresh instead of silently dropping the quota).
+func TestQuotasApplyBeyondTheQuotaTable(t *testing.T) {
+	t.Parallel()
+	admin, _ := startServerWith(t, t.TempDir(), func(c *server.Config) { c.Admission.MaxTenantQuotas = 2 },
+		server.RoleAPI, server.RoleWorkers)
+	ids := []string{"t1", "t2", "t3"}
+	clients := map[string]*client{}
+	for _, id := range ids {
+		clients[id] = newTenant(t, admin, id)
+		set := map[string]any{"set": map[string]string{"quota.requests_per_sec": "0", "quota.burst": "1"}, "reason": "test"}
+		if r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/"+id, set); r.status != 200 {
+			t.Fatalf("set quota: %d %s", r.status, r.raw)
+		}
+	}
+	for _, id := range ids {
+		if r := waitStatus(t, clients[id], 429, "GET", "/v1/accounts/none"); r.status != 429 || r.body["reason"] != "quota" {
+			t.Fatalf("tenant %s with quota 0: %d %s", id, r.status, r.raw)
+		}
+	}
+}
+
+// TestBatchTrafficBurstIsItsOwnSetting: quota.batch.burst sets the depth of
+// the batch traffic bucket (it once read the rate key instead).
+func TestBatchTrafficBurstIsItsOwnSetting(t *testing.T) {
+	t.Parallel()
+	admin, _ := startServer(t)
+	if r := admin.do(t, "POST", "/v1/admin/tenants", map[string]string{"id": "acme"}); r.status != 201 {
+		t.Fatalf("create tenant: %d %s", r.status, r.raw)
+	}
+	k := admin.do(t, "POST", "/v1/admin/tenants/acme/api-keys", map[string]any{"traffic_types": []string{"batch"}})
+	if k.status != 201 {
+		t.Fatalf("create key: %d %s", k.status, k.raw)
+	}
+	c := &client{base: admin.base, key: k.body["key"].(string), http: admin.http}
+	set := map[string]any{"set": map[string]string{"quota.batch.requests_per_sec": "0", "quota.batch.burst": "4"}, "reason": "test"}
+	if r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/acme", set); r.status != 200 {
+		t.Fatalf("set batch quota: %d %s", r.status, r.raw)
+	}
+	time.Sleep(1100 * time.Millisecond) // settings reach every process within 1 s
+	passed := 0
+	for range 8 {
+		if r := c.do(t, "GET", "/v1/accounts/none", nil, "Bulwark-Traffic", "batch"); r.status == 404 {
+			passed++
+		} else if r.status != 429 || r.body["reason"] != "traffic_quota" {
+			t.Fatalf("batch request: %d %s", r.status, r.raw)
+		}
+	}
+	if passed != 4 {
+		t.Fatalf("%d of 8 batch requests passed with quota.batch.burst 4 and no refill, want 4", passed)
 	}
 }
