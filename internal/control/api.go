@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/bulwark-ledger/bulwark/internal/problem"
 	"github.com/bulwark-ledger/bulwark/internal/tenant"
@@ -96,6 +97,12 @@ func (a *API) handleGet(w http.ResponseWriter, r *http.Request) {
 func (a *API) handleHistory(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := HistoryFilter{Tenant: q.Get("tenant"), Key: q.Get("key")}
+	for _, v := range []string{f.Tenant, f.Key} {
+		if problem.HasNUL(v) || !utf8.ValidString(v) {
+			problem.Send(w, http.StatusBadRequest, "invalid_request", "tenant and key must be UTF-8 text without U+0000")
+			return
+		}
+	}
 	var err error
 	if s := q.Get("limit"); s != "" {
 		if f.Limit, err = strconv.Atoi(s); err != nil || f.Limit <= 0 {

@@ -118,6 +118,10 @@ func TestHostileBodiesFailAloneAndChangeNothing(t *testing.T) {
 		{"case-variant setting body", "PATCH", "/v1/admin/settings/tenants/acme", `{"SET":{"quota.burst":"5"},"reason":"r"}`, nil, 400, "unknown_member"},
 		{"invalid UTF-8 reason", "PATCH", "/v1/admin/settings/tenants/acme", "{\"set\":{\"quota.burst\":\"5\"},\"reason\":\"\xff\"}", nil, 400, "invalid_utf8"},
 		{"preset as form", "POST", "/v1/admin/presets/surge/apply", `{"tenant":"acme","reason":"r"}`, []string{"Content-Type", "multipart/form-data"}, 415, "unsupported_media_type"},
+		{"NUL in revoked key id", "DELETE", "/v1/admin/tenants/acme/api-keys/key_%00", "", nil, 404, "key_not_found"},
+		{"NUL in key's tenant", "POST", "/v1/admin/tenants/a%00/api-keys", "", nil, 404, "tenant_not_found"},
+		{"NUL in history filter", "GET", "/v1/admin/settings/history?tenant=%00", "", nil, 400, "invalid_request"},
+		{"NUL in settings tenant", "GET", "/v1/admin/settings/tenants/a%00", "", nil, 404, "tenant_not_found"},
 	} {
 		check(admin, tc)
 	}

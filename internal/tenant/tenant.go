@@ -73,6 +73,9 @@ func NewStore(pool *pgxpool.Pool, adminKey string) *Store {
 	return &Store{pool: pool, adminKey: adminKey, now: time.Now, cache: make(map[[32]byte]cached)}
 }
 
+// keyIDPattern matches the ids CreateKey makes.
+var keyIDPattern = regexp.MustCompile(`^key_[0-9a-f]{12}$`)
+
 // CreateTenant creates a tenant.
 func (s *Store) CreateTenant(ctx context.Context, id, name string) error {
 	if !idPattern.MatchString(id) {
@@ -95,6 +98,10 @@ type KeyOptions struct {
 // CreateKey creates an API key for tenant and returns its id and secret. The
 // secret is returned once and never stored.
 func (s *Store) CreateKey(ctx context.Context, tenantID string, opt KeyOptions) (id, secret string, err error) {
+	if !idPattern.MatchString(tenantID) {
+		// Also keeps bytes PostgreSQL text refuses out of the query.
+		return "", "", fmt.Errorf("%w: tenant %q", ErrNotFound, tenantID)
+	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", "", err
@@ -122,6 +129,9 @@ func (s *Store) CreateKey(ctx context.Context, tenantID string, opt KeyOptions) 
 
 // RevokeKey revokes a key; it stops authenticating within authCacheTTL.
 func (s *Store) RevokeKey(ctx context.Context, tenantID, keyID string) error {
+	if !idPattern.MatchString(tenantID) || !keyIDPattern.MatchString(keyID) {
+		return fmt.Errorf("%w: key %q of tenant %q", ErrNotFound, keyID, tenantID)
+	}
 	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = now()
 		WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL`, tenantID, keyID)
 	if err != nil {
