@@ -37,7 +37,15 @@ type Config struct {
 	Settings map[string]string
 	// StartTimeout bounds the start; zero means 60 s.
 	StartTimeout time.Duration
+	// NoInit makes Start fail with ErrNotInitialised when Dir holds no
+	// cluster, instead of creating one: for commands that must work on
+	// existing data only.
+	NoInit bool
 }
+
+// ErrNotInitialised is returned by Start with Config.NoInit when the data
+// directory holds no cluster.
+var ErrNotInitialised = errors.New("pgserver: no initialised cluster")
 
 // Cluster is a running (or adopted) private cluster.
 type Cluster struct {
@@ -80,6 +88,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		if cfg.NoInit {
+			return nil, fmt.Errorf("%w in %s", ErrNotInitialised, dir)
+		}
 		if err := c.initdb(ctx); err != nil {
 			return nil, err
 		}
