@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulwark-ledger/bulwark/internal/cli"
+	"github.com/bulwark-ledger/bulwark/internal/ledger"
 	"github.com/bulwark-ledger/bulwark/internal/pgtest"
 	"github.com/bulwark-ledger/bulwark/internal/server"
 )
@@ -111,5 +113,20 @@ func TestVerifyRunsOnExistingDatabase(t *testing.T) {
 	out, err := run(t, "ledger", "verify", "--postgres", pgtest.NewDB(t))
 	if err != nil || !strings.Contains(out, "all invariants hold") {
 		t.Fatalf("verify on a migrated database: %v, output %q", err, out)
+	}
+}
+
+// TestArchiveRefusesCurrentMonth: the CLI fails (non-zero exit) rather
+// than archive the month still being written.
+func TestArchiveRefusesCurrentMonth(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "archive")
+	next := time.Now().UTC().AddDate(0, 1, 0).Format("2006-01-02")
+	out, err := run(t, "ledger", "archive", "--postgres", pgtest.NewDB(t), "--before", next, "--dir", dir)
+	if !errors.Is(err, ledger.ErrArchiveTooRecent) {
+		t.Fatalf("archive --before %s: %v (output %q), want ErrArchiveTooRecent", next, err, out)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("refused archive created %s (stat: %v)", dir, err)
 	}
 }
