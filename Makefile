@@ -51,5 +51,8 @@ crash-test: setup
 cdc-verify-long: setup
 	BULWARK_CDC_VERIFY_KILLS=50 BULWARK_CDC_VERIFY_TXNS=3000 $(GO) test -count=1 -timeout 60m -run TestVerify -v ./internal/cdc/verify/
 
+# A PostgreSQL server still running on $(DATA_DIR) is stopped first if it
+# is orphaned; if a live `bulwark serve` runs it, clean refuses (stop serve).
 clean:
+	@if [ -d "$(DATA_DIR)/postgres" ]; then $(GO) run ./cmd/bulwark pg stop --data-dir "$(DATA_DIR)"; fi
 	rm -rf bin $(DATA_DIR)

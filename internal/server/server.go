@@ -351,8 +351,15 @@ func startEmbedded(ctx context.Context, cfg *Config) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
+	if !cfg.ExistingOnly && !c.Owned() {
+		// serve ties the server's life to its own (it stops it on
+		// shutdown, and the kernel stops it if serve is killed); one run
+		// by another live process would vanish with that process.
+		return "", nil, fmt.Errorf("embedded PostgreSQL under %s is run by another live bulwark process "+
+			"(a maintenance command, or a second serve); stop it first", dir)
+	}
 	stop := func() {
-		if err := c.StopIfOwned(); err != nil {
+		if err := c.Stop(); err != nil {
 			cfg.Logger.Error("stop embedded postgres", "err", err)
 		}
 	}
