@@ -174,7 +174,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := writeOwner(c.cfg.Dir); err != nil {
+	if err := writeOwner(c.cfg.Dir, c.cred); err != nil {
 		return errors.Join(err, pm.stop())
 	}
 	if err := c.waitReady(ctx, pm); err != nil {

@@ -58,6 +58,14 @@ func (c *Cluster) startPostmaster() (*postmaster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgserver: open server log: %w", err)
 	}
+	// Everything in the data directory belongs to the server's user, as
+	// initdb and pg_ctl leave it.
+	if c.cred != nil {
+		if err := logf.Chown(int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+			logf.Close()
+			return nil, fmt.Errorf("pgserver: chown server log: %w", err)
+		}
+	}
 	pm := &postmaster{done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {

@@ -132,16 +132,23 @@ func procStat(pid int) (ppid int, start uint64, err error) {
 	return ppid, start, nil
 }
 
-// writeOwner records this process as the owner of dir's postmaster.
-func writeOwner(dir string) error {
+// writeOwner records this process as the owner of dir's postmaster; the
+// file belongs to cred's user when set, like the rest of the directory.
+func writeOwner(dir string, cred *syscall.Credential) error {
 	pid := os.Getpid()
 	_, start, err := procStat(pid)
 	if err != nil {
 		return err
 	}
 	content := fmt.Sprintf("%d %d\n", pid, start)
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(content), 0o600); err != nil {
+	path := filepath.Join(dir, ownerFile)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		return fmt.Errorf("pgserver: write %s: %w", ownerFile, err)
+	}
+	if cred != nil {
+		if err := os.Chown(path, int(cred.Uid), int(cred.Gid)); err != nil {
+			return fmt.Errorf("pgserver: chown %s: %w", ownerFile, err)
+		}
 	}
 	return nil
 }
