@@ -17,12 +17,14 @@
 // Lifetime. The process that starts the server owns it: the postmaster is
 // its direct child with a parent-death signal (postmaster.go explains why
 // that is reliable from Go), so it shuts down when its owner exits, even by
-// SIGKILL, and the owner's Stop stops it. The owner is recorded in
-// <data dir>/bulwark.owner (PID and start time). Start on a directory whose
-// server another live process owns uses it as a guest (Owned is false; Stop
-// leaves it). A server with no live owner (an orphan: its owner was killed
-// and it is still shutting down, or an older build daemonised it through
-// pg_ctl) is stopped and replaced by an owned child. StopDir stops an
-// orphan and refuses a live owner's server (`make clean`). A postmaster.pid
-// naming a dead process or one that is not postgres is stale and removed.
+// SIGKILL, and the owner's Stop stops it. The owner holds an exclusive
+// flock on <data dir>/bulwark.owner while it runs the server; the kernel
+// releases it when the owner dies. Start on a directory whose lock another
+// live process holds uses that server as a guest (Owned is false; Stop
+// leaves it). Holding the lock, a server still running is an orphan (its
+// owner was killed and it is still shutting down, or an older build
+// daemonised it through pg_ctl): it is stopped and replaced by an owned
+// child. StopDir stops an orphan and refuses a live owner's server (`make
+// clean`). A postmaster.pid naming a dead process or one that is not
+// postgres is stale and removed.
 package pgserver

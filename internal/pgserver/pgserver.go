@@ -53,9 +53,10 @@ type Cluster struct {
 	cfg  Config
 	port int
 	cred *syscall.Credential
-	// pm is the postmaster this process started as its child; nil for a
-	// guest.
-	pm *postmaster
+	// pm is the postmaster this process started as its child, and lock
+	// the owner lock held while it runs; both nil for a guest.
+	pm   *postmaster
+	lock *ownerLock
 }
 
 // SuperUser is the bootstrap role of private clusters.
@@ -111,26 +112,47 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if c.port, err = readPort(filepath.Join(dir, "postgresql.conf")); err != nil {
 		return nil, err
 	}
-	st, err := inspect(dir)
+	lock, owner, err := lockOwner(dir, c.cred)
 	if err != nil {
 		return nil, err
 	}
-	if st.owner != 0 {
+	if lock == nil {
 		// A guest: the owner may still be starting it.
 		if err := c.waitPing(ctx); err != nil {
-			return nil, fmt.Errorf("pgserver: cluster run by process %d: %w", st.owner, err)
+			return nil, fmt.Errorf("pgserver: cluster run by process %d: %w", owner, err)
 		}
 		return c, nil
 	}
-	if st.pid != 0 {
-		if err := c.stopOrphan(ctx, st.pid); err != nil {
-			return nil, err
-		}
-	}
-	if err := c.start(ctx); err != nil {
-		return nil, err
+	if err := c.startOwned(ctx, lock); err != nil {
+		return nil, errors.Join(err, lock.release())
 	}
 	return c, nil
+}
+
+// startOwned, holding the owner lock, stops an orphaned postmaster if one
+// runs, then starts the server as this process's child.
+func (c *Cluster) startOwned(ctx context.Context, lock *ownerLock) error {
+	orphan, err := livePostmaster(c.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	if orphan != 0 {
+		if err := c.stopOrphan(ctx, orphan); err != nil {
+			return err
+		}
+	}
+	if err := lock.record(); err != nil {
+		return err
+	}
+	pm, err := c.startPostmaster()
+	if err != nil {
+		return err
+	}
+	if err := c.waitReady(ctx, pm); err != nil {
+		return errors.Join(err, pm.stop())
+	}
+	c.pm, c.lock = pm, lock
+	return nil
 }
 
 // Owned reports whether this process started the server (Stop stops it)
@@ -156,42 +178,48 @@ func (c *Cluster) Stop() error {
 	if c.pm == nil {
 		return nil
 	}
-	err := c.pm.stop()
-	if err == nil {
-		_ = os.Remove(filepath.Join(c.cfg.Dir, ownerFile))
+	if err := c.pm.stop(); err != nil {
+		return err // keep the lock: the server may still run
 	}
-	return err
+	c.pm = nil
+	return c.lock.release()
 }
 
 // StopIfOwned is Stop (kept for callers written when adopted servers were
 // left running).
 func (c *Cluster) StopIfOwned() error { return c.Stop() }
 
-// start runs the postmaster as this process's child, records this process
-// as its owner and waits until it accepts connections.
-func (c *Cluster) start(ctx context.Context) error {
-	pm, err := c.startPostmaster()
-	if err != nil {
-		return err
-	}
-	if err := writeOwner(c.cfg.Dir, c.cred); err != nil {
-		return errors.Join(err, pm.stop())
-	}
-	if err := c.waitReady(ctx, pm); err != nil {
-		return errors.Join(err, pm.stop())
-	}
-	c.pm = pm
-	return nil
-}
-
-// stopOrphan stops a postmaster no live process owns, with pg_ctl (it is
-// not our child: pg_ctl signals it and waits for postmaster.pid to go).
+// stopOrphan stops a postmaster no live process owns: fast shutdown, then
+// immediate, then SIGKILL, each after its timeout (as for our own child),
+// polling until the process is gone; it is not our child, so it cannot be
+// waited for. (pg_ctl stop is not used: it fails when the postmaster has
+// already removed postmaster.pid but not exited yet.)
 func (c *Cluster) stopOrphan(ctx context.Context, pid int) error {
-	err := c.run(ctx, "pg_ctl", "stop", "-D", c.cfg.Dir, "-m", "fast", "-w", "-t", "60")
-	if err != nil && alive(pid) && isPostgres(pid) {
-		return fmt.Errorf("pgserver: stop orphaned postmaster %d: %w", pid, err)
+	const poll = 20 * time.Millisecond
+	steps := []struct {
+		sig     syscall.Signal
+		timeout time.Duration
+	}{{syscall.SIGINT, fastStopTimeout}, {syscall.SIGQUIT, quitStopTimeout}, {syscall.SIGKILL, quitStopTimeout}}
+	gone := func() bool { return !alive(pid) }
+	for _, s := range steps {
+		if gone() {
+			return nil
+		}
+		if err := syscall.Kill(pid, s.sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("pgserver: signal orphaned postmaster %d: %w", pid, err)
+		}
+		for deadline := time.Now().Add(s.timeout); time.Now().Before(deadline); {
+			if gone() {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("pgserver: stop orphaned postmaster %d: %w", pid, ctx.Err())
+			case <-time.After(poll):
+			}
+		}
 	}
-	return nil
+	return fmt.Errorf("pgserver: orphaned postmaster %d did not exit after SIGKILL", pid)
 }
 
 // StopDir stops the server running on an initialised data directory if no
@@ -204,12 +232,8 @@ func StopDir(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("pgserver: data dir: %w", err)
 	}
-	st, err := inspect(dir)
-	if err != nil || st.pid == 0 {
-		return err
-	}
-	if st.owner != 0 {
-		return fmt.Errorf("%w: process %d runs the PostgreSQL server under %s; stop it first", ErrInUse, st.owner, dir)
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		return nil // no cluster, so no server
 	}
 	cfg.Dir = dir
 	if cfg.BinDir == "" {
@@ -226,7 +250,19 @@ func StopDir(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	return c.stopOrphan(ctx, st.pid)
+	lock, owner, err := lockOwner(dir, c.cred)
+	if err != nil {
+		return err
+	}
+	if lock == nil {
+		return fmt.Errorf("%w: process %d runs the PostgreSQL server under %s; stop it first", ErrInUse, owner, dir)
+	}
+	defer lock.release()
+	pid, err := livePostmaster(dir)
+	if err != nil || pid == 0 {
+		return err
+	}
+	return c.stopOrphan(ctx, pid)
 }
 
 // TempDir creates a new temporary directory to hold a cluster, for tests

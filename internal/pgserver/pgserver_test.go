@@ -46,8 +46,19 @@ func helperMain(dir string) int {
 }
 
 // startHelper runs a helper process on dir and waits until its cluster is
-// up. The returned process must be killed by the test.
+// up, owned by it. The returned process must be killed by the test.
 func startHelper(t *testing.T, dir string) *exec.Cmd {
+	t.Helper()
+	cmd, ready := spawnHelper(t, dir)
+	if line := <-ready; line != "ready true" {
+		t.Fatalf("helper on %s: %q", dir, line)
+	}
+	return cmd
+}
+
+// spawnHelper starts a helper process on dir; ready receives its first
+// line of output ("ready OWNED" or an error).
+func spawnHelper(t *testing.T, dir string) (*exec.Cmd, <-chan string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperDirEnv+"="+dir)
@@ -60,11 +71,15 @@ func startHelper(t *testing.T, dir string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "ready true" {
-		t.Fatalf("helper on %s: %q %v", dir, line, err)
-	}
-	return cmd
+	ready := make(chan string, 1)
+	go func() {
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil {
+			line = "read: " + err.Error()
+		}
+		ready <- strings.TrimSpace(line)
+	}()
+	return cmd, ready
 }
 
 // newDataDir initialises a cluster in a fresh directory and stops it.
@@ -183,6 +198,31 @@ func TestPostmasterDiesWithItsOwner(t *testing.T) {
 	if running(pid) || postmasterPID(t, dir) != 0 {
 		t.Fatalf("postmaster %d still running (or postmaster.pid left) after Stop", pid)
 	}
+}
+
+// TestConcurrentStartersTakeTurns: two processes starting on the same
+// stopped data directory at once: one owns the server, the other uses it
+// as a guest; neither fails, and the server is the owner's child.
+func TestConcurrentStartersTakeTurns(t *testing.T) {
+	t.Parallel()
+	dir := newDataDir(t)
+	a, readyA := spawnHelper(t, dir)
+	b, readyB := spawnHelper(t, dir)
+	la, lb := <-readyA, <-readyB
+	if !(la == "ready true" && lb == "ready false") && !(la == "ready false" && lb == "ready true") {
+		t.Fatalf("concurrent starters said %q and %q, want one owner and one guest", la, lb)
+	}
+	owner := a
+	if lb == "ready true" {
+		owner = b
+	}
+	pid := postmasterPID(t, dir)
+	if parentOf(t, pid) != owner.Process.Pid {
+		t.Fatalf("postmaster %d is not the owner's (%d) child", pid, owner.Process.Pid)
+	}
+	_ = a.Process.Signal(syscall.SIGKILL)
+	_ = b.Process.Signal(syscall.SIGKILL)
+	waitGone(t, pid, postmasterExitLimit)
 }
 
 // TestGuestLeavesTheOwnersServer: a second process on the same data

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,58 +12,85 @@ import (
 	"syscall"
 )
 
-// Who runs a data directory, found from files and /proc (Linux only, like
-// the rest of this package: Pdeathsig and the credentials are Linux's).
+// Who runs a data directory, found from two files and /proc (Linux only,
+// like the rest of this package: Pdeathsig and the credentials are Linux's).
 //
 //   - postmaster.pid (PostgreSQL's lock file): its first line is the
 //     postmaster's PID.
-//   - ownerFile (ours): the PID and start time of the process that started
-//     the postmaster as its child. The start time guards against a reused
-//     PID; the postmaster's parent PID must also be that process, so a file
-//     left by a dead owner never vouches for a postmaster someone else
-//     started.
+//   - ownerFile (ours): the process that started the postmaster as its child
+//     holds an exclusive flock(2) on it for as long as it runs the server,
+//     and writes its PID in it (for messages). The kernel drops the lock when
+//     that process dies, however it dies, so "the lock is free" means "no
+//     live owner", with no PID-reuse guesswork; and taking the lock before
+//     looking at the postmaster makes concurrent starters take turns.
+//     The file is never removed (a removed file could be locked twice).
 
 // ownerFile, inside the data directory (PostgreSQL ignores unknown files
-// there), names the bulwark process that runs the postmaster.
+// there), is the owner's lock.
 const ownerFile = "bulwark.owner"
 
-// runState is what runs on a data directory.
-type runState struct {
-	// pid of a live postmaster, 0 if none.
-	pid int
-	// owner is the live process that started it as its child, 0 if none:
-	// the postmaster is then an orphan (its owner died, or an older build
-	// started it through pg_ctl).
-	owner int
+// ownerLock is the owner's lock on a data directory, held while open.
+type ownerLock struct{ f *os.File }
+
+// lockOwner takes the owner lock of dir without waiting. When another live
+// process holds it, it returns a nil lock and that process's PID (0 if
+// unreadable). The file is opened close-on-exec (Go's default), so the
+// postmaster never inherits the lock and cannot keep it past its owner.
+func lockOwner(dir string, cred *syscall.Credential) (*ownerLock, int, error) {
+	path := filepath.Join(dir, ownerFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, 0, fmt.Errorf("pgserver: open %s: %w", ownerFile, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := io.ReadAll(f)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			return nil, pid, nil
+		}
+		return nil, 0, fmt.Errorf("pgserver: lock %s: %w", ownerFile, err)
+	}
+	if cred != nil {
+		// Everything in the data directory belongs to the server's user.
+		if err := f.Chown(int(cred.Uid), int(cred.Gid)); err != nil {
+			f.Close()
+			return nil, 0, fmt.Errorf("pgserver: chown %s: %w", ownerFile, err)
+		}
+	}
+	return &ownerLock{f: f}, 0, nil
 }
 
-// inspect reads who runs dir. A postmaster.pid whose PID is dead, or is
-// a process other than postgres (a PID reused after a crash), is stale:
-// it is removed so that the next postmaster does not refuse to start.
-func inspect(dir string) (runState, error) {
+// record writes this process's PID into the lock file.
+func (l *ownerLock) record() error {
+	if err := l.f.Truncate(0); err != nil {
+		return fmt.Errorf("pgserver: write %s: %w", ownerFile, err)
+	}
+	if _, err := l.f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+		return fmt.Errorf("pgserver: write %s: %w", ownerFile, err)
+	}
+	return nil
+}
+
+// release gives the lock up (closing the file drops the flock).
+func (l *ownerLock) release() error { return l.f.Close() }
+
+// livePostmaster returns the PID of the live postmaster on dir, 0 if none.
+// A postmaster.pid naming a dead process, or one that is not postgres (a
+// PID reused after a crash), is stale: it is removed so that the next
+// postmaster does not refuse to start. Call it holding the owner lock.
+func livePostmaster(dir string) (int, error) {
 	pid, err := readPostmasterPID(dir)
 	if err != nil || pid == 0 {
-		return runState{}, err
+		return 0, err
 	}
-	if !isPostgres(pid) {
-		if err := os.Remove(filepath.Join(dir, "postmaster.pid")); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return runState{}, fmt.Errorf("pgserver: remove stale postmaster.pid: %w", err)
-		}
-		return runState{}, nil
+	if alive(pid) && isPostgres(pid) {
+		return pid, nil
 	}
-	st := runState{pid: pid}
-	ownerPID, ownerStart, ok := readOwner(dir)
-	if !ok {
-		return st, nil
+	if err := os.Remove(filepath.Join(dir, "postmaster.pid")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("pgserver: remove stale postmaster.pid: %w", err)
 	}
-	ppid, _, err := procStat(pid)
-	if err != nil || ppid != ownerPID {
-		return st, nil
-	}
-	if _, start, err := procStat(ownerPID); err == nil && start == ownerStart {
-		st.owner = ownerPID
-	}
-	return st, nil
+	return 0, nil
 }
 
 // readPostmasterPID returns the PID in dir/postmaster.pid, 0 if there is
@@ -130,41 +158,6 @@ func procStat(pid int) (ppid int, start uint64, err error) {
 		return 0, 0, fmt.Errorf("pgserver: /proc/%d/stat start time: %w", pid, err)
 	}
 	return ppid, start, nil
-}
-
-// writeOwner records this process as the owner of dir's postmaster; the
-// file belongs to cred's user when set, like the rest of the directory.
-func writeOwner(dir string, cred *syscall.Credential) error {
-	pid := os.Getpid()
-	_, start, err := procStat(pid)
-	if err != nil {
-		return err
-	}
-	content := fmt.Sprintf("%d %d\n", pid, start)
-	path := filepath.Join(dir, ownerFile)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		return fmt.Errorf("pgserver: write %s: %w", ownerFile, err)
-	}
-	if cred != nil {
-		if err := os.Chown(path, int(cred.Uid), int(cred.Gid)); err != nil {
-			return fmt.Errorf("pgserver: chown %s: %w", ownerFile, err)
-		}
-	}
-	return nil
-}
-
-func readOwner(dir string) (pid int, start uint64, ok bool) {
-	b, err := os.ReadFile(filepath.Join(dir, ownerFile))
-	if err != nil {
-		return 0, 0, false
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 0, 0, false
-	}
-	pid, err1 := strconv.Atoi(f[0])
-	start, err2 := strconv.ParseUint(f[1], 10, 64)
-	return pid, start, err1 == nil && err2 == nil
 }
 
 // alive reports whether pid exists (a zombie counts as gone).
