@@ -68,8 +68,9 @@ var ErrInUse = errors.New("pgserver: cluster in use")
 // Start initialises the cluster if Dir holds none (unless NoInit), then
 // makes sure a server runs on it:
 //   - none runs: it starts one as its child (see postmaster.go), owned;
-//   - one runs as the child of another live process (say `bulwark serve`
-//     while `bulwark ledger verify` starts): it is used as a guest;
+//   - another live process owns it, i.e. holds the owner lock (say
+//     `bulwark serve` while `bulwark ledger verify` starts): it is used as
+//     a guest;
 //   - an orphan runs (its owner died and it is still shutting down, or an
 //     older build daemonised it with pg_ctl): it is stopped (fast shutdown)
 //     and a new one started, owned, so that it cannot outlive this process.

@@ -128,43 +128,28 @@ func isPostgres(pid int) bool {
 	return strings.TrimSpace(string(comm)) == "postgres"
 }
 
-// procStat returns a live process's parent PID and start time (clock
-// ticks since boot), from /proc/<pid>/stat.
-func procStat(pid int) (ppid int, start uint64, err error) {
+// procState returns a process's state letter (R, S, D, Z, …) from
+// /proc/<pid>/stat.
+func procState(pid int) (byte, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces;
-	// fields after the last ')' start at field 3 (state).
+	// the state (field 3) follows the last ')'.
 	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, fmt.Errorf("pgserver: malformed /proc/%d/stat", pid)
+	if i < 0 || i+2 >= len(b) {
+		return 0, fmt.Errorf("pgserver: malformed /proc/%d/stat", pid)
 	}
-	f := strings.Fields(string(b[i+1:]))
-	const ppidField, startField = 4 - 3, 22 - 3
-	if len(f) <= startField {
-		return 0, 0, fmt.Errorf("pgserver: short /proc/%d/stat", pid)
-	}
-	if f[0] == "Z" {
-		return 0, 0, fmt.Errorf("pgserver: process %d is a zombie", pid)
-	}
-	ppid, err = strconv.Atoi(f[ppidField])
-	if err != nil {
-		return 0, 0, fmt.Errorf("pgserver: /proc/%d/stat ppid: %w", pid, err)
-	}
-	start, err = strconv.ParseUint(f[startField], 10, 64)
-	if err != nil {
-		return 0, 0, fmt.Errorf("pgserver: /proc/%d/stat start time: %w", pid, err)
-	}
-	return ppid, start, nil
+	return b[i+2], nil
 }
 
-// alive reports whether pid exists (a zombie counts as gone).
+// alive reports whether pid exists and has not exited (a zombie, exited
+// but not yet reaped, counts as gone).
 func alive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
-	_, _, err := procStat(pid)
-	return err == nil
+	state, err := procState(pid)
+	return err == nil && state != 'Z'
 }
