@@ -14,7 +14,10 @@ TEST_FLAGS ?= -race
 run: setup build
 	$(BIN) serve --data-dir $(DATA_DIR) --addr $(ADDR)
 
-test: setup
+# The race detector needs cgo: setup must find a C compiler (it installs
+# gcc and libc6-dev as root) unless TEST_FLAGS drops -race.
+test:
+	@BULWARK_NEED_CC=$(if $(findstring -race,$(TEST_FLAGS)),1,0) ./scripts/setup.sh
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) -p $(TEST_P) -count=1 -timeout 15m ./...
 
@@ -48,5 +51,8 @@ crash-test: setup
 cdc-verify-long: setup
 	BULWARK_CDC_VERIFY_KILLS=50 BULWARK_CDC_VERIFY_TXNS=3000 $(GO) test -count=1 -timeout 60m -run TestVerify -v ./internal/cdc/verify/
 
+# A PostgreSQL server still running on $(DATA_DIR) is stopped first if it
+# is orphaned; if a live `bulwark serve` runs it, clean refuses (stop serve).
 clean:
+	@if [ -d "$(DATA_DIR)/postgres" ]; then $(GO) run ./cmd/bulwark pg stop --data-dir "$(DATA_DIR)"; fi
 	rm -rf bin $(DATA_DIR)

@@ -27,7 +27,7 @@ With no --postgres it starts a private PostgreSQL cluster in a temporary
 directory and removes it afterwards. Targets: relay ≥ 50% of decode_only, p99 < 500 ms.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			dir, err := os.MkdirTemp("", "bulwark-bench-cdc-")
+			dir, err := pgserver.TempDir("bulwark-bench-cdc-")
 			if err != nil {
 				return err
 			}

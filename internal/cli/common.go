@@ -33,11 +33,14 @@ func (f *dbFlags) add(cmd *cobra.Command) {
 }
 
 // open connects to the configured database, starting the embedded cluster
-// when no URL is given, and applies migrations. close releases everything
-// this call started.
+// when no URL is given, and applies pending migrations. It never creates a
+// cluster, a database or the schema: run outside the data directory, a
+// maintenance command used to initialise an empty ledger and report "all
+// invariants hold" on it. close releases everything this call started.
 func (f *dbFlags) open(ctx context.Context) (pool *pgxpool.Pool, url string, closeFn func(), err error) {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return server.OpenStorage(ctx, server.Config{PostgresURL: f.postgres, DataDir: f.dataDir, MaxConns: 8, Logger: quiet})
+	return server.OpenStorage(ctx, server.Config{PostgresURL: f.postgres, DataDir: f.dataDir, MaxConns: 8,
+		Logger: quiet, ExistingOnly: true})
 }
 
 // apiFlags are the flags of commands that call a running server's HTTP API.

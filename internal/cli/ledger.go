@@ -57,7 +57,16 @@ func newLedgerArchiveCmd() *cobra.Command {
 	var before, dir string
 	cmd := &cobra.Command{
 		Use:   "archive --before YYYY-MM-DD",
-		Short: "Export monthly entry partitions that end before DATE to files, then detach and drop them",
+		Short: "Export finished monthly entry partitions that end on or before DATE to verified files, then drop them",
+		Long: `Export every monthly entry partition whose range ends on or before --before to
+<dir>/<partition>.jsonl, verify the file against the database, then drop the
+partition, recording the file, its row count and SHA-256 in archived_partitions.
+
+Idempotent and crash-safe: rerunning reports months already archived (after
+checking their files), completes a month an interrupted run left half done,
+and never overwrites an existing archive file. --before must be at least an
+hour in the past on the database's clock, so the current month is never
+archived.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := time.Parse("2006-01-02", before)
 			if err != nil {
@@ -68,13 +77,17 @@ func newLedgerArchiveCmd() *cobra.Command {
 				return err
 			}
 			defer closeFn()
-			done, err := ledger.Archive(cmd.Context(), pool, t, dir)
+			done, err := ledger.Archive(cmd.Context(), pool, ledger.ArchiveConfig{Before: t, Dir: dir})
 			for _, a := range done {
-				fmt.Fprintf(cmd.OutOrStdout(), "archived %s (%s .. %s): %d entries -> %s\n", a.Name,
-					a.From.Format("2006-01-02"), a.To.Format("2006-01-02"), a.Rows, a.File)
+				what := "archived"
+				if a.Already {
+					what = "already archived, file checked:"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s (%s .. %s): %d entries -> %s (sha256 %s)\n", what, a.Name,
+					a.From.Format("2006-01-02"), a.To.Format("2006-01-02"), a.Rows, a.File, a.SHA256)
 			}
 			if err == nil && len(done) == 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "no partition ends before", before)
+				fmt.Fprintln(cmd.OutOrStdout(), "no partition ends on or before", before)
 			}
 			return err
 		},

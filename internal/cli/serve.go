@@ -22,7 +22,9 @@ func newServeCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Run Bulwark (every role in one process by default)",
 		Long: `Run Bulwark. With no --postgres it initialises and starts a private PostgreSQL
-cluster under --data-dir (wal_level=logical) and stops it on shutdown.
+cluster under --data-dir (wal_level=logical) as its child process and stops it on
+shutdown; if serve is killed, the server shuts itself down. It refuses a data
+directory whose server another live bulwark process runs.
 The admin key is read from --admin-key, BULWARK_ADMIN_KEY, or <data-dir>/admin.key
 (generated on first start).`,
 		RunE: func(cmd *cobra.Command, args []string) error {

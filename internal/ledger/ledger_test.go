@@ -13,7 +13,14 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	// The archive crash test re-executes this binary as the archiver it
+	// kills (see archiveHelperMain).
+	if os.Getenv(archiveHelperEnv) != "" {
+		os.Exit(archiveHelperMain())
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 type fixture struct {
 	pool  *pgxpool.Pool

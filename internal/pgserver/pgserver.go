@@ -37,22 +37,43 @@ type Config struct {
 	Settings map[string]string
 	// StartTimeout bounds the start; zero means 60 s.
 	StartTimeout time.Duration
+	// NoInit makes Start fail with ErrNotInitialised when Dir holds no
+	// cluster, instead of creating one: for commands that must work on
+	// existing data only.
+	NoInit bool
 }
 
-// Cluster is a running (or adopted) private cluster.
+// ErrNotInitialised is returned by Start with Config.NoInit when the data
+// directory holds no cluster.
+var ErrNotInitialised = errors.New("pgserver: no initialised cluster")
+
+// Cluster is a private cluster this process started (it owns it: Stop
+// stops it) or found run by another live process (a guest: Stop leaves it).
 type Cluster struct {
 	cfg  Config
 	port int
 	cred *syscall.Credential
-	// owned is true when this process started the server, so Stop stops it.
-	owned bool
+	// pm is the postmaster this process started as its child, and lock
+	// the owner lock held while it runs; both nil for a guest.
+	pm   *postmaster
+	lock *ownerLock
 }
 
 // SuperUser is the bootstrap role of private clusters.
 const SuperUser = "bulwark"
 
-// Start initialises the cluster if Dir holds none, then starts it, or adopts a
-// server already running on it.
+// ErrInUse is returned by StopDir when a live process runs the cluster.
+var ErrInUse = errors.New("pgserver: cluster in use")
+
+// Start initialises the cluster if Dir holds none (unless NoInit), then
+// makes sure a server runs on it:
+//   - none runs: it starts one as its child (see postmaster.go), owned;
+//   - another live process owns it, i.e. holds the owner lock (say
+//     `bulwark serve` while `bulwark ledger verify` starts): it is used as
+//     a guest;
+//   - an orphan runs (its owner died and it is still shutting down, or an
+//     older build daemonised it with pg_ctl): it is stopped (fast shutdown)
+//     and a new one started, owned, so that it cannot outlive this process.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("pgserver: Config.Dir is required")
@@ -80,22 +101,64 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		if cfg.NoInit {
+			return nil, fmt.Errorf("%w in %s", ErrNotInitialised, dir)
+		}
 		if err := c.initdb(ctx); err != nil {
 			return nil, err
 		}
+	} else if err := c.checkReachable(); err != nil {
+		return nil, err
 	}
 	if c.port, err = readPort(filepath.Join(dir, "postgresql.conf")); err != nil {
 		return nil, err
 	}
-	if c.ping(ctx) == nil {
-		return c, nil // adopted: left running by an earlier process
-	}
-	if err := c.start(ctx); err != nil {
+	lock, owner, err := lockOwner(dir, c.cred)
+	if err != nil {
 		return nil, err
 	}
-	c.owned = true
+	if lock == nil {
+		// A guest: the owner may still be starting it.
+		if err := c.waitPing(ctx); err != nil {
+			return nil, fmt.Errorf("pgserver: cluster run by process %d: %w", owner, err)
+		}
+		return c, nil
+	}
+	if err := c.startOwned(ctx, lock); err != nil {
+		return nil, errors.Join(err, lock.release())
+	}
 	return c, nil
 }
+
+// startOwned, holding the owner lock, stops an orphaned postmaster if one
+// runs, then starts the server as this process's child.
+func (c *Cluster) startOwned(ctx context.Context, lock *ownerLock) error {
+	orphan, err := livePostmaster(c.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	if orphan != 0 {
+		if err := c.stopOrphan(ctx, orphan); err != nil {
+			return err
+		}
+	}
+	if err := lock.record(); err != nil {
+		return err
+	}
+	pm, err := c.startPostmaster()
+	if err != nil {
+		return err
+	}
+	if err := c.waitReady(ctx, pm); err != nil {
+		return errors.Join(err, pm.stop())
+	}
+	c.pm, c.lock = pm, lock
+	return nil
+}
+
+// Owned reports whether this process started the server (Stop stops it)
+// rather than using one another live process runs.
+func (c *Cluster) Owned() bool { return c.pm != nil }
 
 // Port is the TCP port the server listens on (127.0.0.1).
 func (c *Cluster) Port() int { return c.port }
@@ -108,34 +171,135 @@ func (c *Cluster) URL(db string) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", SuperUser, c.port, db)
 }
 
-// Stop shuts the server down (fast mode: open transactions roll back, which
-// is safe because nothing acknowledged is ever left in one).
+// Stop shuts the server down if this process owns it (fast mode: open
+// transactions roll back, which is safe because nothing acknowledged is
+// ever left in one) and returns once it has exited. A guest's Stop does
+// nothing: the owner stops it.
 func (c *Cluster) Stop() error {
-	return c.run(context.Background(), "pg_ctl", "stop", "-D", c.cfg.Dir, "-m", "fast", "-w", "-t", "60")
-}
-
-// StopIfOwned stops the server only if this process started it.
-func (c *Cluster) StopIfOwned() error {
-	if !c.owned {
+	if c.pm == nil {
 		return nil
 	}
-	return c.Stop()
+	if err := c.pm.stop(); err != nil {
+		return err // keep the lock: the server may still run
+	}
+	c.pm = nil
+	return c.lock.release()
+}
+
+// StopIfOwned is Stop (kept for callers written when adopted servers were
+// left running).
+func (c *Cluster) StopIfOwned() error { return c.Stop() }
+
+// stopOrphan stops a postmaster no live process owns: fast shutdown, then
+// immediate, then SIGKILL, each after its timeout (as for our own child),
+// polling until the process is gone; it is not our child, so it cannot be
+// waited for. (pg_ctl stop is not used: it fails when the postmaster has
+// already removed postmaster.pid but not exited yet.)
+func (c *Cluster) stopOrphan(ctx context.Context, pid int) error {
+	const poll = 20 * time.Millisecond
+	steps := []struct {
+		sig     syscall.Signal
+		timeout time.Duration
+	}{{syscall.SIGINT, fastStopTimeout}, {syscall.SIGQUIT, quitStopTimeout}, {syscall.SIGKILL, quitStopTimeout}}
+	gone := func() bool { return !alive(pid) }
+	for _, s := range steps {
+		if gone() {
+			return nil
+		}
+		if err := syscall.Kill(pid, s.sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("pgserver: signal orphaned postmaster %d: %w", pid, err)
+		}
+		for deadline := time.Now().Add(s.timeout); time.Now().Before(deadline); {
+			if gone() {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("pgserver: stop orphaned postmaster %d: %w", pid, ctx.Err())
+			case <-time.After(poll):
+			}
+		}
+	}
+	return fmt.Errorf("pgserver: orphaned postmaster %d did not exit after SIGKILL", pid)
+}
+
+// StopDir stops the server running on an initialised data directory if no
+// live process owns it (an orphan), does nothing if none runs, and fails
+// with ErrInUse if a live process owns it: stop that process instead.
+// `make clean` runs it (through `bulwark pg stop`) before deleting the
+// directory.
+func StopDir(ctx context.Context, cfg Config) error {
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("pgserver: data dir: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		return nil // no cluster, so no server
+	}
+	cfg.Dir = dir
+	if cfg.BinDir == "" {
+		if cfg.BinDir, err = FindBinDir(); err != nil {
+			return err
+		}
+	}
+	if cfg.RunAs == "" {
+		cfg.RunAs = "postgres"
+	}
+	c := &Cluster{cfg: cfg}
+	if os.Geteuid() == 0 {
+		if c.cred, err = credential(cfg.RunAs); err != nil {
+			return err
+		}
+	}
+	lock, owner, err := lockOwner(dir, c.cred)
+	if err != nil {
+		return err
+	}
+	if lock == nil {
+		return fmt.Errorf("%w: process %d runs the PostgreSQL server under %s; stop it first", ErrInUse, owner, dir)
+	}
+	defer lock.release()
+	pid, err := livePostmaster(dir)
+	if err != nil || pid == 0 {
+		return err
+	}
+	return c.stopOrphan(ctx, pid)
+}
+
+// TempDir creates a new temporary directory to hold a cluster, for tests
+// and benchmarks. os.MkdirTemp makes it 0700, which the postgres user could
+// not traverse when this process is root; this directory is 0711 (others
+// may enter it, not list it), so that its cluster's data directory is
+// reachable without touching any other directory's permissions.
+func TempDir(pattern string) (string, error) {
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return "", fmt.Errorf("pgserver: temp dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("pgserver: temp dir: %w", err)
+	}
+	return dir, nil
 }
 
 func (c *Cluster) initdb(ctx context.Context) error {
-	if err := os.MkdirAll(c.cfg.Dir, 0o700); err != nil {
+	// Parents this call creates are 0711, so that the postgres user can
+	// traverse them (and not list them); existing ones are never changed:
+	// checkReachable explains what to do when they block it.
+	if err := os.MkdirAll(filepath.Dir(c.cfg.Dir), 0o711); err != nil {
+		return fmt.Errorf("pgserver: create data dir parent: %w", err)
+	}
+	if err := os.Mkdir(c.cfg.Dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("pgserver: create data dir: %w", err)
 	}
 	if c.cred != nil {
 		if err := os.Chown(c.cfg.Dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
 			return fmt.Errorf("pgserver: chown data dir: %w", err)
 		}
-		// The server must reach its data dir through every parent.
-		for p := filepath.Dir(c.cfg.Dir); p != "/"; p = filepath.Dir(p) {
-			if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o001 == 0 {
-				_ = os.Chmod(p, fi.Mode().Perm()|0o011)
-			}
-		}
+	}
+	if err := c.checkReachable(); err != nil {
+		return err
 	}
 	if err := c.run(ctx, "initdb", "-D", c.cfg.Dir, "-U", SuperUser, "--auth=trust",
 		"--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"); err != nil {
@@ -200,24 +364,74 @@ func (c *Cluster) writeConf(port int) error {
 	return err
 }
 
-func (c *Cluster) start(ctx context.Context) error {
-	logFile := filepath.Join(c.cfg.Dir, "server.log")
-	secs := strconv.Itoa(int(c.cfg.StartTimeout / time.Second))
-	if err := c.run(ctx, "pg_ctl", "start", "-D", c.cfg.Dir, "-l", logFile, "-w", "-t", secs); err != nil {
-		tail, _ := os.ReadFile(logFile)
-		if len(tail) > 2000 {
-			tail = tail[len(tail)-2000:]
-		}
-		return fmt.Errorf("%w\nserver log:\n%s", err, tail)
+// checkReachable fails with instructions when the user the server runs as
+// cannot reach the data directory (as root, every parent directory must be
+// searchable by it). It asks the kernel, by entering the directory as that
+// user, so ACLs and groups count; it never changes a permission itself.
+func (c *Cluster) checkReachable() error {
+	if c.cred == nil {
+		return nil // the server runs as this process's user
 	}
+	cmd := exec.Command("/bin/sh", "-c", `cd -- "$1"`, "sh", c.cfg.Dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	cmd.Dir = "/"
+	if out, err := cmd.CombinedOutput(); err != nil {
+		blocker := c.blockingParent()
+		return fmt.Errorf("pgserver: the PostgreSQL server runs as user %q (initdb refuses root), which cannot reach "+
+			"the data directory %s (%s: %w): %s; choose a data directory it can reach (e.g. --data-dir /var/lib/bulwark, "+
+			"or DATA_DIR=/var/lib/bulwark for make), or allow it through: chmod o+x %s",
+			c.cfg.RunAs, c.cfg.Dir, strings.TrimSpace(string(out)), err, blocker.why, blocker.path)
+	}
+	return nil
+}
+
+type blocker struct{ path, why string }
+
+// blockingParent names the first directory on the way to the data
+// directory whose mode bits deny search to the server's user (best effort:
+// ACLs are not read).
+func (c *Cluster) blockingParent() blocker {
+	var chain []string
+	for p := c.cfg.Dir; ; p = filepath.Dir(p) {
+		chain = append([]string{p}, chain...)
+		if p == "/" || p == "." {
+			break
+		}
+	}
+	for _, p := range chain {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			continue
+		}
+		perm := fi.Mode().Perm()
+		var bit os.FileMode = 0o001
+		if st.Uid == c.cred.Uid {
+			bit = 0o100
+		} else if st.Gid == c.cred.Gid {
+			bit = 0o010
+		}
+		if perm&bit == 0 {
+			return blocker{p, fmt.Sprintf("%s is mode %#o owned by uid %d", p, perm, st.Uid)}
+		}
+	}
+	return blocker{filepath.Dir(c.cfg.Dir), "a parent directory denies it"}
+}
+
+// waitPing waits until the server accepts connections or the start
+// timeout passes: a server another process runs may still be starting.
+func (c *Cluster) waitPing(ctx context.Context) error {
 	deadline := time.Now().Add(c.cfg.StartTimeout)
 	for {
 		err := c.ping(ctx)
 		if err == nil {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("pgserver: server did not accept connections: %w", err)
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("server did not accept connections within %s: %w", c.cfg.StartTimeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -78,7 +78,7 @@ func ensureServerLocked() error {
 		baseURL = u
 		return nil
 	}
-	dir, err := os.MkdirTemp("", "bulwark-pgtest-")
+	dir, err := pgserver.TempDir("bulwark-pgtest-")
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,21 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// versionTable is goose's bookkeeping table (its default name, which
+// migrate keeps).
+const versionTable = "goose_db_version"
+
+// Installed reports whether the database holds Bulwark's schema, that is
+// whether migrations were ever applied to it. Maintenance commands use it
+// to refuse an empty database instead of creating the schema in it.
+func Installed(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	var ok bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", versionTable).Scan(&ok); err != nil {
+		return false, fmt.Errorf("schema: look for %s: %w", versionTable, err)
+	}
+	return ok, nil
+}
+
 // Migrate applies every pending migration. It is safe to call from several
 // processes at once: goose serialises them with a session advisory lock.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {

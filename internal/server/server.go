@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -43,6 +45,12 @@ type Config struct {
 	DataDir string
 	// PostgresURL selects an external PostgreSQL; empty means embedded.
 	PostgresURL string
+	// ExistingOnly makes OpenStorage fail with ErrNoDatabase rather than
+	// initialise the embedded cluster, create the database, or install the
+	// schema into an empty database: maintenance commands (ledger verify,
+	// ledger archive, cdc …) must never conjure up an empty ledger and then
+	// report on it. A schema that exists is still migrated forward.
+	ExistingOnly bool
 	// AdminKey authorises the admin API. Empty means read DataDir/admin.key,
 	// generating it on first start (mode 0600).
 	AdminKey string
@@ -112,6 +120,10 @@ func (c *Config) has(role string) bool {
 	}
 	return false
 }
+
+// ErrNoDatabase is returned with Config.ExistingOnly when there is no
+// initialised Bulwark database to open.
+var ErrNoDatabase = errors.New("no initialised Bulwark database")
 
 // Run runs the process until ctx ends, then shuts down in order.
 func Run(ctx context.Context, cfg Config) error {
@@ -279,21 +291,10 @@ func OpenStorage(ctx context.Context, cfg Config) (pool *pgxpool.Pool, url strin
 func openStorage(ctx context.Context, cfg *Config) (*pgxpool.Pool, string, func(), error) {
 	url, stop := cfg.PostgresURL, func() {}
 	if url == "" {
-		c, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(cfg.DataDir, "postgres")})
-		if err != nil {
+		var err error
+		if url, stop, err = startEmbedded(ctx, cfg); err != nil {
 			return nil, "", nil, err
 		}
-		stop = func() {
-			if err := c.StopIfOwned(); err != nil {
-				cfg.Logger.Error("stop embedded postgres", "err", err)
-			}
-		}
-		if err := EnsureDatabase(ctx, c.URL("postgres"), "bulwark"); err != nil {
-			stop()
-			return nil, "", nil, err
-		}
-		url = c.URL("bulwark")
-		cfg.Logger.Info("embedded postgres", "dir", c.Dir(), "url", url)
 	}
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -311,6 +312,13 @@ func openStorage(ctx context.Context, cfg *Config) (*pgxpool.Pool, string, func(
 		stop()
 		return nil, "", nil, fmt.Errorf("connect postgres: %w", err)
 	}
+	if cfg.ExistingOnly {
+		if err := requireSchema(ctx, pool, pcfg.ConnConfig.Database); err != nil {
+			pool.Close()
+			stop()
+			return nil, "", nil, err
+		}
+	}
 	if err := schema.Migrate(ctx, pool); err != nil {
 		pool.Close()
 		stop()
@@ -324,6 +332,82 @@ func openStorage(ctx context.Context, cfg *Config) (*pgxpool.Pool, string, func(
 		cfg.Logger.Warn("ensure entry partitions; entries go to the default partition until fixed", "err", err)
 	}
 	return pool, url, stop, nil
+}
+
+// startEmbedded starts (or adopts) the embedded cluster under DataDir and
+// returns the URL of its bulwark database and how to stop it. With
+// ExistingOnly it neither initialises the cluster nor creates the database.
+func startEmbedded(ctx context.Context, cfg *Config) (string, func(), error) {
+	dir := filepath.Join(cfg.DataDir, "postgres")
+	c, err := pgserver.Start(ctx, pgserver.Config{Dir: dir, NoInit: cfg.ExistingOnly})
+	if errors.Is(err, pgserver.ErrNotInitialised) {
+		return "", nil, fmt.Errorf("%w: no embedded PostgreSQL cluster under %s (run this in the directory holding .bulwark, "+
+			"pass --data-dir, or --postgres URL; `bulwark serve` creates it)", ErrNoDatabase, dir)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	if !cfg.ExistingOnly && !c.Owned() {
+		// serve ties the server's life to its own (it stops it on
+		// shutdown, and the kernel stops it if serve is killed); one run
+		// by another live process would vanish with that process.
+		return "", nil, fmt.Errorf("embedded PostgreSQL under %s is run by another live bulwark process "+
+			"(a maintenance command, or a second serve); stop it first", dir)
+	}
+	stop := func() {
+		if err := c.Stop(); err != nil {
+			cfg.Logger.Error("stop embedded postgres", "err", err)
+		}
+	}
+	if cfg.ExistingOnly {
+		err = requireDatabase(ctx, c.URL("postgres"), "bulwark")
+	} else {
+		err = EnsureDatabase(ctx, c.URL("postgres"), "bulwark")
+	}
+	if err != nil {
+		stop()
+		return "", nil, err
+	}
+	url := c.URL("bulwark")
+	cfg.Logger.Info("embedded postgres", "dir", c.Dir(), "url", url)
+	return url, stop, nil
+}
+
+// requireDatabase fails with ErrNoDatabase unless database name exists.
+func requireDatabase(ctx context.Context, adminURL, name string) error {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return fmt.Errorf("connect postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("check database %s: %w", name, err)
+	}
+	if !exists {
+		return fmt.Errorf("%w: the embedded cluster has no database %q (`bulwark serve` creates it)", ErrNoDatabase, name)
+	}
+	return nil
+}
+
+// invalidCatalogName is SQLSTATE 3D000: the database does not exist.
+const invalidCatalogName = "3D000"
+
+// requireSchema fails with ErrNoDatabase when the database does not exist
+// or holds no Bulwark schema.
+func requireSchema(ctx context.Context, pool *pgxpool.Pool, name string) error {
+	ok, err := schema.Installed(ctx, pool)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == invalidCatalogName {
+		return fmt.Errorf("%w: database %q does not exist", ErrNoDatabase, name)
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: database %q holds no Bulwark schema (`bulwark serve` installs it)", ErrNoDatabase, name)
+	}
+	return nil
 }
 
 // EnsureDatabase creates database name if it does not exist.

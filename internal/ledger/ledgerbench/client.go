@@ -28,12 +28,94 @@ type load struct {
 	size    int    // transfers per request
 	work    *workload
 	seed    uint64
-	measure window
+	measure *window
 }
 
+// maxWindowExtension bounds how far past its planned end a window waits
+// for its minimum of completed requests: a server that answers nothing for
+// this long measures 0 transfers rather than hanging the benchmark. It
+// equals requestTimeout, after which every in-flight request has ended.
+const maxWindowExtension = requestTimeout
+
 // window is the measured interval; requests that finish inside it count
-// towards throughput and latency. Clients send nothing at or after end.
-type window struct{ start, end time.Time }
+// towards throughput and latency, and clients stop sending once it closes.
+//
+// It closes at plannedEnd, or later, once minRequests requests have
+// finished inside it. Why: a closed loop whose requests each take about as
+// long as the window (naive batch100 on the hot account: 100 transfers in
+// turn behind the other clients' row locks, ~1 s each) sees its clients
+// finish in lockstep, so a fixed window holds either one round of
+// completions or none; a rate measured from zero completions is no
+// measurement. Extending the window until enough have finished keeps the
+// rate an honest count over an honest (reported) duration.
+type window struct {
+	start       time.Time
+	plannedEnd  time.Time
+	minRequests int64
+
+	mu       sync.Mutex
+	end      time.Time // zero while the window is open
+	finished int64     // requests finished inside the window so far
+}
+
+func newWindow(start, plannedEnd time.Time, minRequests int) *window {
+	return &window{start: start, plannedEnd: plannedEnd, minRequests: int64(minRequests)}
+}
+
+// open reports whether clients should keep sending.
+func (w *window) open() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.end.IsZero()
+}
+
+// finish records a request that finished at done and reports whether it
+// counts (it finished inside the window). The lock makes "counts" and the
+// closing instant agree: a request counts exactly when done < end.
+func (w *window) finish(done time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if done.Before(w.start) || (!w.end.IsZero() && !done.Before(w.end)) {
+		return false
+	}
+	w.finished++
+	return true
+}
+
+// close waits until the window may close (plannedEnd passed and
+// minRequests finished, or maxWindowExtension past plannedEnd), closes it
+// and returns its end.
+func (w *window) close(ctx context.Context) (time.Time, error) {
+	const poll = 5 * time.Millisecond
+	deadline := w.plannedEnd.Add(maxWindowExtension)
+	timer := time.NewTimer(time.Until(w.plannedEnd))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			w.closeNow()
+			return time.Time{}, ctx.Err()
+		case <-timer.C:
+		}
+		w.mu.Lock()
+		now := time.Now()
+		if w.finished >= w.minRequests || !now.Before(deadline) {
+			w.end = now
+			w.mu.Unlock()
+			return now, nil
+		}
+		w.mu.Unlock()
+		timer.Reset(poll)
+	}
+}
+
+func (w *window) closeNow() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.end.IsZero() {
+		w.end = time.Now()
+	}
+}
 
 // clientStats is one client's tally, merged after the clients stop.
 type clientStats struct {
@@ -81,7 +163,7 @@ func (l *load) client(ctx context.Context, id int, st *clientStats) {
 	rng := rand.New(rand.NewPCG(l.seed, uint64(id)))
 	var body []byte
 	seq := 0
-	for ctx.Err() == nil && time.Now().Before(l.measure.end) {
+	for ctx.Err() == nil && l.measure.open() {
 		body, seq = l.appendBody(body[:0], rng, id, seq)
 		sent := time.Now()
 		failed, err := l.post(ctx, body)
@@ -91,7 +173,7 @@ func (l *load) client(ctx context.Context, id int, st *clientStats) {
 		}
 		st.errors += int64(failed)
 		st.acked += int64(l.size - failed)
-		if !done.Before(l.measure.start) && done.Before(l.measure.end) {
+		if l.measure.finish(done) {
 			st.hist.record(done.Sub(sent))
 			st.requests++
 			st.committed += int64(l.size - failed)

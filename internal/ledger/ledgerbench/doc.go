@@ -13,7 +13,9 @@
 //  3. Clients goroutines, each with at most one request in flight, post
 //     transfers for Warmup + Duration; only requests that finish inside the
 //     measured window count towards throughput and latency, but an error at
-//     any time counts;
+//     any time counts. The window lasts Duration, or longer until every
+//     client has finished a request inside it (requests as slow as the
+//     window would otherwise measure zero); results report its length;
 //  4. stop the server (drains in-flight requests and the pipeline), check
 //     every ledger invariant with verify.Run plus "every acknowledged
 //     transfer is stored", and drop the database.

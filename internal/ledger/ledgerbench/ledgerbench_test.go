@@ -48,6 +48,10 @@ func TestRunHotShape(t *testing.T) {
 			t.Errorf("%s/%s: %d transfers, %.1f/s, p50 %.3f ms, p99 %.3f ms", r.Mode, r.Request,
 				r.Transfers, r.TransfersPerSec, r.P50Ms, r.P99Ms)
 		}
+		if r.DurationS < time.Second.Seconds() || r.Requests < 4 {
+			t.Errorf("%s/%s: window %.3fs with %d requests, want >= 1s and >= 1 request per client",
+				r.Mode, r.Request, r.DurationS, r.Requests)
+		}
 		if r.Errors != 0 || len(r.Violations) != 0 {
 			t.Errorf("%s/%s: %d errors (first %q), violations %v", r.Mode, r.Request, r.Errors, r.FirstError, r.Violations)
 		}

@@ -39,7 +39,9 @@ type Result struct {
 	P99Ms           float64 `json:"p99_ms"`
 	Errors          int64   `json:"errors"`
 
-	// Transfers and Requests acknowledged inside the window of DurationS.
+	// Transfers and Requests acknowledged inside the window of DurationS:
+	// the configured Duration, or longer when the window waited for every
+	// client to finish a request (slow requests; see window).
 	Transfers int64   `json:"transfers"`
 	Requests  int64   `json:"requests"`
 	DurationS float64 `json:"duration_s"`
@@ -58,7 +60,7 @@ type Result struct {
 }
 
 func (m *measurement) result(cfg *Config, mode, request string, violations []string) Result {
-	secs := cfg.Duration.Seconds()
+	secs := m.window.Seconds()
 	r := Result{
 		Workload: cfg.Workload, Mode: mode, Request: request, Clients: cfg.Clients,
 		TransfersPerSec: round(float64(m.stats.committed)/secs, 1),

@@ -79,26 +79,36 @@ func runOne(ctx context.Context, cfg *Config, adminURL string, work *workload, m
 
 // measurement is what one run observed inside its window.
 type measurement struct {
-	stats *clientStats
-	pipe  pipelineStats // counters' increase over the window
-	cpu   time.Duration // this process's CPU time over the window
+	stats  *clientStats
+	pipe   pipelineStats // counters' increase over the window
+	cpu    time.Duration // this process's CPU time over the window
+	window time.Duration // the window's actual length (see window)
 }
 
-// measure runs the clients for Warmup + Duration and samples the server's
-// pipeline counters and this process's CPU time at both ends of the window.
+// minWindowRequests is the fewest requests per client a window must see
+// finish before it closes (see window): one round of the closed loop.
+const minWindowRequests = 1
+
+// measure runs the clients for Warmup + Duration (longer when the window
+// must wait for its minimum of completed requests) and samples the
+// server's pipeline counters and this process's CPU time at both ends of
+// the window.
 func measure(ctx context.Context, cfg *Config, t *target, l *load) (measurement, error) {
 	now := time.Now()
-	l.measure = window{start: now.Add(cfg.Warmup), end: now.Add(cfg.Warmup + cfg.Duration)}
+	start := now.Add(cfg.Warmup)
+	l.measure = newWindow(start, start.Add(cfg.Duration), minWindowRequests*cfg.Clients)
 	statsc := make(chan *clientStats, 1)
 	go func() { statsc <- l.runClients(ctx, cfg.Clients) }()
-	p0, cpu0, err0 := sampleAt(ctx, t, l.hc, l.measure.start)
-	p1, cpu1, err1 := sampleAt(ctx, t, l.hc, l.measure.end)
-	m := measurement{stats: <-statsc, cpu: cpu1 - cpu0, pipe: pipelineStats{
+	p0, cpu0, err0 := sampleAt(ctx, t, l.hc, start)
+	end, errEnd := l.measure.close(ctx)
+	cpu1 := processCPU()
+	p1, err1 := t.scrape(ctx, l.hc)
+	m := measurement{stats: <-statsc, cpu: cpu1 - cpu0, window: end.Sub(start), pipe: pipelineStats{
 		batches:      p1.batches - p0.batches,
 		transactions: p1.transactions - p0.transactions,
 		seconds:      p1.seconds - p0.seconds,
 	}}
-	if err := errors.Join(err0, err1, ctx.Err()); err != nil {
+	if err := errors.Join(err0, errEnd, err1, ctx.Err()); err != nil {
 		return m, err
 	}
 	return m, nil

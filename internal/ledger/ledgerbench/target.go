@@ -39,7 +39,7 @@ func openServer(ctx context.Context, cfgURL string) (adminURL string, stop func(
 	if cfgURL != "" {
 		return cfgURL, func() error { return nil }, nil
 	}
-	dir, err := os.MkdirTemp("", "bulwark-bench-")
+	dir, err := pgserver.TempDir("bulwark-bench-")
 	if err != nil {
 		return "", nil, err
 	}
