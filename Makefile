@@ -1,7 +1,9 @@
 # Bulwark: the two commands are `make run` and `make test`.
 GO        ?= go
 BIN       := bin/bulwark
-DATA_DIR  ?= .bulwark
+# DATA_DIR: empty means .bulwark in the checkout, or /var/lib/bulwark/… when
+# root runs a checkout the postgres user cannot reach (scripts/datadir.sh).
+DATA_DIR  ?=
 ADDR      ?= 127.0.0.1:8080
 # Package parallelism: each test binary starts its own PostgreSQL cluster.
 TEST_P    ?= 2
@@ -12,7 +14,8 @@ TEST_FLAGS ?= -race
 .PHONY: run test build setup vet fuzz bench-ledger bench-overload bench-cdc crash-test cdc-verify-long clean
 
 run: setup build
-	$(BIN) serve --data-dir $(DATA_DIR) --addr $(ADDR)
+	@dir="$(DATA_DIR)"; [ -n "$$dir" ] || dir="$$(./scripts/datadir.sh)"; \
+	echo "$(BIN) serve --data-dir $$dir --addr $(ADDR)"; exec $(BIN) serve --data-dir "$$dir" --addr $(ADDR)
 
 # The race detector needs cgo: setup must find a C compiler (it installs
 # gcc and libc6-dev as root) unless TEST_FLAGS drops -race.
@@ -54,5 +57,6 @@ cdc-verify-long: setup
 # A PostgreSQL server still running on $(DATA_DIR) is stopped first if it
 # is orphaned; if a live `bulwark serve` runs it, clean refuses (stop serve).
 clean:
-	@if [ -d "$(DATA_DIR)/postgres" ]; then $(GO) run ./cmd/bulwark pg stop --data-dir "$(DATA_DIR)"; fi
-	rm -rf bin $(DATA_DIR)
+	@dir="$(DATA_DIR)"; [ -n "$$dir" ] || dir="$$(./scripts/datadir.sh 2>/dev/null)"; \
+	if [ -d "$$dir/postgres" ]; then $(GO) run ./cmd/bulwark pg stop --data-dir "$$dir" || exit 1; fi; \
+	echo "rm -rf bin $$dir"; rm -rf bin "$$dir"
