@@ -17,10 +17,10 @@ var (
 	ErrQuota = errors.New("admission: tenant quota exceeded")
 )
 
-// Problem codes of rejections. Part of the API contract.
+// Problem codes of rejections (entries of problem's table).
 const (
-	CodeOverloaded = "overloaded"
-	CodeQuota      = "quota_exceeded"
+	CodeOverloaded = problem.CodeOverloaded
+	CodeQuota      = problem.CodeQuotaExceeded
 )
 
 // Rejection is the error Admit returns when it turns a request away.
@@ -63,7 +63,7 @@ func (r *Rejection) Problem() *problem.Problem {
 	if r.Reason == ReasonQuota {
 		code, detail = CodeQuota, "the tenant's request quota is spent; retry after the Retry-After delay"
 	}
-	return problem.New(r.Status(), code, detail).
+	return problem.New(code, detail).
 		With("stage", r.Stage.String()).
 		With("reason", r.Reason.String()).
 		With("priority", int(r.Priority))

@@ -78,11 +78,11 @@ func (a *API) handleKeys(w http.ResponseWriter, r *http.Request) {
 			out[i].Min, out[i].Max = &keys[i].Min, &keys[i].Max
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+	problem.WriteJSON(w, http.StatusOK, map[string]any{"keys": out})
 }
 
 func (a *API) handlePresets(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"presets": a.reg.Presets()})
+	problem.WriteJSON(w, http.StatusOK, map[string]any{"presets": a.reg.Presets()})
 }
 
 func (a *API) handleGet(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +91,7 @@ func (a *API) handleGet(w http.ResponseWriter, r *http.Request) {
 		a.sendErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s)
+	problem.WriteJSON(w, http.StatusOK, s)
 }
 
 func (a *API) handleHistory(w http.ResponseWriter, r *http.Request) {
@@ -99,20 +99,20 @@ func (a *API) handleHistory(w http.ResponseWriter, r *http.Request) {
 	f := HistoryFilter{Tenant: q.Get("tenant"), Key: q.Get("key")}
 	for _, v := range []string{f.Tenant, f.Key} {
 		if problem.HasNUL(v) || !utf8.ValidString(v) {
-			problem.Send(w, http.StatusBadRequest, "invalid_request", "tenant and key must be UTF-8 text without U+0000")
+			problem.Send(w, problem.CodeInvalidRequest, "tenant and key must be UTF-8 text without U+0000")
 			return
 		}
 	}
 	var err error
 	if s := q.Get("limit"); s != "" {
 		if f.Limit, err = strconv.Atoi(s); err != nil || f.Limit <= 0 {
-			problem.Send(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit must be 1 to %d", MaxHistory))
+			problem.Send(w, problem.CodeInvalidRequest, fmt.Sprintf("limit must be 1 to %d", MaxHistory))
 			return
 		}
 	}
 	if s := q.Get("before"); s != "" {
 		if f.BeforeID, err = strconv.ParseInt(s, 10, 64); err != nil {
-			problem.Send(w, http.StatusBadRequest, "invalid_request", "before must be an audit entry id")
+			problem.Send(w, problem.CodeInvalidRequest, "before must be an audit entry id")
 			return
 		}
 	}
@@ -124,7 +124,7 @@ func (a *API) handleHistory(w http.ResponseWriter, r *http.Request) {
 	if entries == nil {
 		entries = []AuditEntry{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
+	problem.WriteJSON(w, http.StatusOK, map[string]any{"entries": entries})
 }
 
 // PatchRequest is the body of PATCH /v1/admin/settings/tenants/{tenant}.
@@ -139,7 +139,7 @@ type PatchRequest struct {
 
 func (a *API) handlePatch(w http.ResponseWriter, r *http.Request) {
 	var in PatchRequest
-	if !decode(w, r, &in) {
+	if !problem.ReadJSON(w, r, decodeLimit, &in) {
 		return
 	}
 	changes := make([]Change, 0, len(in.Set)+len(in.Unset))
@@ -189,7 +189,7 @@ type PresetRequest struct {
 
 func (a *API) handlePreset(w http.ResponseWriter, r *http.Request) {
 	var in PresetRequest
-	if !decode(w, r, &in) {
+	if !problem.ReadJSON(w, r, decodeLimit, &in) {
 		return
 	}
 	who := a.actor(r, in.Reason, in.Operator)
@@ -203,7 +203,7 @@ func (a *API) handlePreset(w http.ResponseWriter, r *http.Request) {
 	case "revert":
 		res, err = a.store.RevertPreset(r.Context(), in.Tenant, r.PathValue("preset"), who)
 	default:
-		problem.Send(w, http.StatusNotFound, "not_found", "preset actions are apply and revert")
+		problem.Send(w, problem.CodeNotFound, "preset actions are apply and revert")
 		return
 	}
 	if err != nil {
@@ -222,46 +222,34 @@ func writeResult(w http.ResponseWriter, res Result) {
 	if res.Changes == nil {
 		res.Changes = []AuditEntry{}
 	}
-	writeJSON(w, http.StatusOK, res)
+	problem.WriteJSON(w, http.StatusOK, res)
 }
 
 // sendErr maps store errors to stable problem codes.
 func (a *API) sendErr(w http.ResponseWriter, err error) {
 	for _, m := range []struct {
-		err    error
-		status int
-		code   string
+		err  error
+		code string
 	}{
-		{ErrUnknownKey, http.StatusUnprocessableEntity, "unknown_setting"},
-		{ErrOutOfRange, http.StatusUnprocessableEntity, "setting_out_of_range"},
-		{ErrInvalidValue, http.StatusUnprocessableEntity, "invalid_setting_value"},
-		{ErrUnknownTenant, http.StatusNotFound, "tenant_not_found"},
-		{ErrUnknownPreset, http.StatusNotFound, "preset_not_found"},
-		{ErrPresetApplied, http.StatusConflict, "preset_already_applied"},
-		{ErrPresetNotApplied, http.StatusConflict, "preset_not_applied"},
-		{ErrTooManyOverrides, http.StatusConflict, "too_many_overrides"},
-		{ErrBadRequest, http.StatusBadRequest, "invalid_request"},
+		{ErrUnknownKey, problem.CodeUnknownSetting},
+		{ErrOutOfRange, problem.CodeSettingOutOfRange},
+		{ErrInvalidValue, problem.CodeInvalidSettingValue},
+		{ErrUnknownTenant, problem.CodeTenantNotFound},
+		{ErrUnknownPreset, problem.CodePresetNotFound},
+		{ErrPresetApplied, problem.CodePresetAlreadyApplied},
+		{ErrPresetNotApplied, problem.CodePresetNotApplied},
+		{ErrTooManyOverrides, problem.CodeTooManyOverrides},
+		{ErrBadRequest, problem.CodeInvalidRequest},
 	} {
 		if errors.Is(err, m.err) {
-			problem.Send(w, m.status, m.code, err.Error())
+			problem.Send(w, m.code, err.Error())
 			return
 		}
 	}
 	a.log.Error("control: store error", "err", err)
-	problem.Send(w, http.StatusServiceUnavailable, "control_store_unavailable", "the settings store is unreachable; nothing was changed")
+	problem.Send(w, problem.CodeControlStoreUnavailable, "the settings store is unreachable; nothing was changed")
 }
 
 // decodeLimit bounds request bodies: a full Text value (64 KiB) plus room
 // for JSON escaping of it.
 const decodeLimit = 4 * MaxTextBytes
-
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	return problem.ReadJSON(w, r, decodeLimit, v)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the client is gone if this fails
-}

@@ -91,9 +91,9 @@ func decodeStrict(body []byte, v any) *Error {
 // syntax error is invalid_amount, and an error inside the transactions
 // array of a batch says which transaction (Index).
 func fromDecodeError(de *problem.DecodeError) *Error {
-	e := &Error{Code: de.Code, Detail: de.Detail, Index: -1, Pointer: de.Pointer, status: de.Status}
+	e := &Error{Code: de.Code, Detail: de.Detail, Index: -1, Pointer: de.Pointer}
 	if errors.Is(de.Err, amount.ErrSyntax) || errors.Is(de.Err, amount.ErrRange) {
-		e.Code, e.status = CodeInvalidAmount, 0
+		e.Code = CodeInvalidAmount
 		e.Detail = fmt.Sprintf("%v (amounts are decimal strings of minor units, e.g. \"1500\")", de.Err)
 	}
 	if rest, ok := strings.CutPrefix(de.Pointer, "/transactions/"); ok {

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -65,7 +64,7 @@ func (a *API) createAccount(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, acc)
+	problem.WriteJSON(w, status, acc)
 }
 
 func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {
@@ -81,7 +80,7 @@ func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {
 			a.failRead(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, acc)
+		problem.WriteJSON(w, http.StatusOK, acc)
 		return
 	}
 	acc, stale, err := a.AccountReads.Do(r.Context(), tn+"\x00"+id, read)
@@ -94,7 +93,7 @@ func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {
 	if stale {
 		admission.MarkStale(w.Header())
 	}
-	writeJSON(w, http.StatusOK, acc)
+	problem.WriteJSON(w, http.StatusOK, acc)
 }
 
 func (a *API) getBalance(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +105,7 @@ func (a *API) getBalance(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("at"); s != "" {
 		var err error
 		if at, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			problem.Send(w, http.StatusBadRequest, CodeInvalid, "at must be an RFC 3339 time")
+			problem.Send(w, CodeInvalid, "at must be an RFC 3339 time")
 			return
 		}
 	}
@@ -115,7 +114,7 @@ func (a *API) getBalance(w http.ResponseWriter, r *http.Request) {
 		a.failRead(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, b)
+	problem.WriteJSON(w, http.StatusOK, b)
 }
 
 func (a *API) getEntries(w http.ResponseWriter, r *http.Request) {
@@ -127,7 +126,7 @@ func (a *API) getEntries(w http.ResponseWriter, r *http.Request) {
 	after, err1 := intParam(q.Get("after_seq"), 0)
 	limit, err2 := intParam(q.Get("limit"), 100)
 	if err1 != nil || err2 != nil || after < 0 || limit < 1 || limit > MaxPageSize {
-		problem.Send(w, http.StatusBadRequest, CodeInvalid, "after_seq must be >= 0 and limit 1 to "+strconv.Itoa(MaxPageSize))
+		problem.Send(w, CodeInvalid, "after_seq must be >= 0 and limit 1 to "+strconv.Itoa(MaxPageSize))
 		return
 	}
 	es, err := a.Store.Entries(r.Context(), tn, r.PathValue("id"), after, int(limit))
@@ -139,7 +138,7 @@ func (a *API) getEntries(w http.ResponseWriter, r *http.Request) {
 	if len(es) == int(limit) {
 		page["next_after_seq"] = es[len(es)-1].Seq
 	}
-	writeJSON(w, http.StatusOK, page)
+	problem.WriteJSON(w, http.StatusOK, page)
 }
 
 func intParam(s string, def int64) (int64, error) {
@@ -182,7 +181,7 @@ func (a *API) postTransaction(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	writeJSON(w, status, res[0].Transaction)
+	problem.WriteJSON(w, status, res[0].Transaction)
 }
 
 func (a *API) postBatch(w http.ResponseWriter, r *http.Request) {
@@ -213,7 +212,7 @@ func (a *API) postBatch(w http.ResponseWriter, r *http.Request) {
 			res[i].Err.Index = i
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"results": res})
+	problem.WriteJSON(w, http.StatusOK, map[string]any{"results": res})
 }
 
 // wantsAsync reports RFC 7240 "Prefer: respond-async".
@@ -241,7 +240,7 @@ func (a *API) accept(w http.ResponseWriter, r *http.Request, tn string, txs []Tx
 	if e.State != "accepted" {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, map[string]any{"id": e.ID, "state": e.State, "status_url": url,
+	problem.WriteJSON(w, status, map[string]any{"id": e.ID, "state": e.State, "status_url": url,
 		"accepted_at": e.AcceptedAt, "results": e.Results})
 }
 
@@ -255,7 +254,7 @@ func (a *API) getJournal(w http.ResponseWriter, r *http.Request) {
 		a.failRead(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, e)
+	problem.WriteJSON(w, http.StatusOK, e)
 }
 
 func (a *API) getTransaction(w http.ResponseWriter, r *http.Request) {
@@ -268,7 +267,7 @@ func (a *API) getTransaction(w http.ResponseWriter, r *http.Request) {
 		a.failRead(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, t)
+	problem.WriteJSON(w, http.StatusOK, t)
 }
 
 func (a *API) getTransactionByKey(w http.ResponseWriter, r *http.Request) {
@@ -278,7 +277,7 @@ func (a *API) getTransactionByKey(w http.ResponseWriter, r *http.Request) {
 	}
 	key := r.URL.Query().Get("idempotency_key")
 	if key == "" {
-		problem.Send(w, http.StatusBadRequest, CodeInvalid, "idempotency_key query parameter is required")
+		problem.Send(w, CodeInvalid, "idempotency_key query parameter is required")
 		return
 	}
 	if err := checkText("idempotency_key", key); err != nil {
@@ -290,7 +289,7 @@ func (a *API) getTransactionByKey(w http.ResponseWriter, r *http.Request) {
 		a.failRead(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, t)
+	problem.WriteJSON(w, http.StatusOK, t)
 }
 
 // readBody reads a JSON request body (problem.ReadBody); on failure it has
@@ -314,7 +313,7 @@ func (a *API) failRead(w http.ResponseWriter, err error) {
 	case errors.Is(err, context.Canceled):
 	default:
 		a.Log.Error("ledger read", "err", err)
-		problem.Write(w, problem.New(http.StatusServiceUnavailable, CodeReadFailed,
+		problem.Write(w, problem.New(CodeReadFailed,
 			"the read failed; nothing was changed, retry"), time.Second)
 	}
 }
@@ -326,22 +325,22 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 	case errors.As(err, &le):
 		sendError(w, le)
 	case errors.Is(err, ErrOverloaded):
-		problem.Write(w, problem.New(http.StatusServiceUnavailable, CodeOverloaded,
+		problem.Write(w, problem.New(CodeOverloaded,
 			"the commit pipeline is full; retry with the same idempotency keys").With("stage", "pipeline"), time.Second)
 	case errors.Is(err, ErrClosed):
-		problem.Write(w, problem.New(http.StatusServiceUnavailable, "shutting_down",
+		problem.Write(w, problem.New(problem.CodeShuttingDown,
 			"this process is shutting down; retry with the same idempotency keys"), time.Second)
 	case errors.Is(err, context.Canceled):
 		// The client is gone; nobody reads the answer.
 	default:
 		a.Log.Error("ledger request", "err", err)
-		problem.Write(w, problem.New(http.StatusServiceUnavailable, "commit_failed",
+		problem.Write(w, problem.New(problem.CodeCommitFailed,
 			"the transaction may or may not have committed; retry with the same idempotency keys"), time.Second)
 	}
 }
 
 func sendError(w http.ResponseWriter, e *Error) {
-	p := problem.New(e.Status(), e.Code, e.Detail)
+	p := problem.New(e.Code, e.Detail)
 	if e.Index >= 0 {
 		p.With("index", e.Index)
 	}
@@ -349,10 +348,4 @@ func sendError(w http.ResponseWriter, e *Error) {
 		p.With("pointer", e.Pointer)
 	}
 	problem.Write(w, p, 0)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the client is gone if this fails
 }

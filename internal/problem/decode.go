@@ -31,36 +31,6 @@ import (
 // candidate), whose defaults already refuse duplicate names and invalid
 // UTF-8; scanBody adds the PostgreSQL-specific rules and names each failure.
 
-// Codes of request bodies that are refused. They are API: never change
-// their meaning once published.
-const (
-	CodeMalformedJSON        = "malformed_json"         // 400: not one well-formed JSON value of the expected shape
-	CodeUnknownMember        = "unknown_member"         // 400: a member name that is not part of the API (names are case-sensitive)
-	CodeDuplicateMember      = "duplicate_member"       // 400: an object names the same member twice
-	CodeInvalidUTF8          = "invalid_utf8"           // 400: bytes that are not UTF-8, or a lone surrogate escape
-	CodeNULCharacter         = "nul_character"          // 400: U+0000 in a string
-	CodeNestingTooDeep       = "nesting_too_deep"       // 400: objects and arrays nested deeper than MaxDepth
-	CodeBodyTooLarge         = "body_too_large"         // 413: over the route's byte limit
-	CodeUnsupportedMediaType = "unsupported_media_type" // 415: not application/json
-)
-
-var decodeStatus = map[string]int{
-	CodeMalformedJSON:        http.StatusBadRequest,
-	CodeUnknownMember:        http.StatusBadRequest,
-	CodeDuplicateMember:      http.StatusBadRequest,
-	CodeInvalidUTF8:          http.StatusBadRequest,
-	CodeNULCharacter:         http.StatusBadRequest,
-	CodeNestingTooDeep:       http.StatusBadRequest,
-	CodeBodyTooLarge:         http.StatusRequestEntityTooLarge,
-	CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
-}
-
-// DecodeStatus returns the HTTP status of a body-refusal code.
-func DecodeStatus(code string) (int, bool) {
-	s, ok := decodeStatus[code]
-	return s, ok
-}
-
 // MaxDepth bounds the nesting of objects and arrays in a request body. The
 // deepest API shape is 4 (batch → transactions → transaction → postings →
 // posting); the rest leaves room for metadata, whose jsonb value
@@ -85,7 +55,7 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 
 // Problem converts e to a problem document (with the pointer, if known).
 func (e *DecodeError) Problem() *Problem {
-	p := New(e.Status, e.Code, e.Detail)
+	p := New(e.Code, e.Detail)
 	if e.Pointer != "" {
 		p.With("pointer", e.Pointer)
 	}
@@ -93,7 +63,7 @@ func (e *DecodeError) Problem() *Problem {
 }
 
 func bad(code, format string, args ...any) *DecodeError {
-	return &DecodeError{Status: decodeStatus[code], Code: code, Detail: fmt.Sprintf(format, args...)}
+	return &DecodeError{Status: Status(code), Code: code, Detail: fmt.Sprintf(format, args...)}
 }
 
 // ReadBody checks that r carries JSON and reads its body, at most limit

@@ -27,9 +27,11 @@ type Problem struct {
 	Extensions map[string]any `json:"-"`
 }
 
-// New builds a problem whose type URI is derived from its code, so that the
-// type is a stable identifier documented in the API reference.
-func New(status int, code, detail string) *Problem {
+// New builds a problem for code, one of the table's (codes.go): its status
+// comes from the table and its type URI from the code, a stable identifier
+// documented in the API reference. An unknown code panics.
+func New(code, detail string) *Problem {
+	status := Status(code)
 	return &Problem{
 		Type:   "https://bulwark.dev/problems/" + code,
 		Title:  http.StatusText(status),
@@ -85,7 +87,17 @@ func Write(w http.ResponseWriter, p *Problem, retryAfter time.Duration) {
 	_ = json.NewEncoder(w).Encode(p) // the client is gone if this fails; nothing to do
 }
 
-// Send is Write with no Retry-After.
-func Send(w http.ResponseWriter, status int, code, detail string) {
-	Write(w, New(status, code, detail), 0)
+// Send is Write of New(code, detail) with no Retry-After.
+func Send(w http.ResponseWriter, code, detail string) {
+	Write(w, New(code, detail), 0)
+}
+
+// WriteJSON sends v as an application/json answer with status. Answers are
+// per request and may hold balances, so they are never cached.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client is gone if this fails; nothing to do
 }

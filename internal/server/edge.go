@@ -102,7 +102,7 @@ func (e *edge) trafficQuota(next http.Handler) http.Handler {
 			return
 		}
 		if !e.trafficBucket(p.TenantID, tt).Allow() {
-			problem.Write(w, problem.New(http.StatusTooManyRequests, "quota_exceeded",
+			problem.Write(w, problem.New(problem.CodeQuotaExceeded,
 				"the tenant's "+tt+" traffic quota is spent").With("reason", "traffic_quota").With("stage", "quota"), time.Second)
 			return
 		}

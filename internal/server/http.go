@@ -28,7 +28,7 @@ func newHandler(pool *pgxpool.Pool, reg *prometheus.Registry, tenants *tenant.St
 	api.Register(app)
 	capi.Register(app)
 	app.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		problem.Send(w, http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path)
+		problem.Send(w, problem.CodeNotFound, "no route "+r.Method+" "+r.URL.Path)
 	})
 
 	root := http.NewServeMux()
@@ -38,7 +38,7 @@ func newHandler(pool *pgxpool.Pool, reg *prometheus.Registry, tenants *tenant.St
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := pool.Ping(ctx); err != nil {
-			problem.Send(w, http.StatusServiceUnavailable, "not_ready", "database unreachable")
+			problem.Send(w, problem.CodeNotReady, "database unreachable")
 			return
 		}
 		w.Write([]byte("ready\n"))
@@ -72,7 +72,7 @@ func instrument(reg prometheus.Registerer, log *slog.Logger, next http.Handler) 
 			if v := recover(); v != nil {
 				log.Error("panic in handler", "panic", v, "path", r.URL.Path)
 				if !sw.wrote {
-					problem.Send(sw, http.StatusInternalServerError, "internal", "internal error")
+					problem.Send(sw, problem.CodeInternal, "internal error")
 				}
 			}
 			route := pattern

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"go/parser"
 	"go/token"
 	"os"
@@ -13,8 +14,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bulwark-ledger/bulwark/internal/admission"
-	"github.com/bulwark-ledger/bulwark/internal/ledger"
 	"github.com/bulwark-ledger/bulwark/internal/problem"
 )
 
@@ -30,42 +29,16 @@ import (
 // cannot be left out of the doc.
 var routeFiles = []string{"../ledger/http.go", "../tenant/http.go", "http.go"}
 
-// constStatus gives the status of the Code... constants of packages that
-// answer them through their own error types rather than with a literal
-// http.StatusX next to the code. A package declaring such constants must be
-// listed here, so that a new one cannot go undocumented.
-var constStatus = map[string]func(code string) (int, bool){
-	"problem": problem.DecodeStatus,
-	"ledger":  func(code string) (int, bool) { return (&ledger.Error{Code: code}).Status(), true },
-	"admission": func(code string) (int, bool) {
-		for i := range 256 {
-			if p := (&admission.Rejection{Reason: admission.Reason(i)}).Problem(); p.Code == code {
-				return p.Status, true
-			}
-		}
-		return 0, false
-	},
-}
-
-// literalRE finds problem.Send(w, http.StatusX, "code", ...),
-// problem.New(http.StatusX, "code", ...) and table rows such as
-// {ErrX, http.StatusX, "code"}.
 var (
 	routeRE   = regexp.MustCompile(`\bHandle(?:Func)?\("([A-Z]+) (/[^"]*)"`)
-	codeRE    = regexp.MustCompile(`(?m)^\s*(Code\w+)\s*=\s*"([^"]+)"`)
-	literalRE = regexp.MustCompile(`\bhttp\.Status(\w+)\s*,\s*"([a-z0-9_]+)"`)
 	docPathRE = regexp.MustCompile(`^  (/\S*):\s*$`)
 	docOpRE   = regexp.MustCompile(`^    (get|put|post|delete|patch|head|options|trace):\s*$`)
 	enumRE    = regexp.MustCompile(`^\s+- ([a-z0-9_]+)\s*$`)
-	enumDesc  = regexp.MustCompile(`^\s+([a-z0-9_]+):\s*"?(\d{3})\b`)
+	enumDesc  = regexp.MustCompile(`^\s+([a-z0-9_]+):\s*"(.*)"\s*$`)
+	// literalCodeRE finds a problem code written as a string literal
+	// where a constant of problem's table belongs.
+	literalCodeRE = regexp.MustCompile(`problem\.New\("|problem\.Send\(\w+,\s*"|\breject\("|\bCode:\s*"`)
 )
-
-// statusByName maps the net/http constants the handlers use to numbers.
-var statusByName = map[string]int{
-	"BadRequest": 400, "Unauthorized": 401, "Forbidden": 403, "NotFound": 404,
-	"Conflict": 409, "Gone": 410, "RequestEntityTooLarge": 413, "UnsupportedMediaType": 415, "UnprocessableEntity": 422,
-	"TooManyRequests": 429, "InternalServerError": 500, "ServiceUnavailable": 503,
-}
 
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()
@@ -210,11 +183,11 @@ func TestOpenAPIRoutes(t *testing.T) {
 	}
 }
 
-// problemCodes reads ProblemCode's enum and the status at the start of each
-// x-enumDescriptions entry.
-func problemCodes(t *testing.T, lines []string) (enum map[string]bool, status map[string]int) {
+// problemCodes reads ProblemCode's enum and its x-enumDescriptions (YAML
+// double-quoted strings, unescaped).
+func problemCodes(t *testing.T, lines []string) (enum map[string]bool, desc map[string]string) {
 	t.Helper()
-	enum, status = map[string]bool{}, map[string]int{}
+	enum, desc = map[string]bool{}, map[string]string{}
 	in, block := false, ""
 	for _, l := range lines {
 		trimmed := strings.TrimSpace(l)
@@ -239,73 +212,42 @@ func problemCodes(t *testing.T, lines []string) (enum map[string]bool, status ma
 			}
 		case "x-enumDescriptions":
 			if m := enumDesc.FindStringSubmatch(l); m != nil {
-				status[m[1]], _ = strconv.Atoi(m[2])
+				desc[m[1]] = strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(m[2])
 			}
 		}
 	}
 	if len(enum) == 0 {
 		t.Fatal("no enum found in components.schemas.ProblemCode")
 	}
-	return enum, status
+	return enum, desc
 }
 
+// TestOpenAPIErrorCodes: the document's ProblemCode enum is problem's table
+// (internal/problem/codes.go), code for code, each description being the
+// table's "status: doc"; and no source file writes a code as a literal.
 func TestOpenAPIErrorCodes(t *testing.T) {
-	lines := yamlLines(t)
-	enum, status := problemCodes(t, lines)
-	doc := string(openapi)
-
-	// want: every code the source can answer, with its HTTP status.
-	want := map[string]int{}
-	if len(codeRE.FindAllStringSubmatch(string(readFile(t, "../ledger/errors.go")), -1)) == 0 {
-		t.Fatal("no Code... constants found in ../ledger/errors.go")
-	}
-	for _, file := range sourceFiles(t) {
-		src := string(readFile(t, file))
-		pkg := filepath.Base(filepath.Dir(file))
-		for _, m := range codeRE.FindAllStringSubmatch(src, -1) {
-			if !strings.Contains(doc, m[2]) {
-				t.Errorf("%s.%s = %q does not appear in openapi.yaml", pkg, m[1], m[2])
-			}
-			statusOf, ok := constStatus[pkg]
-			if !ok {
-				t.Errorf("%s: %s = %q: add package %s to constStatus", file, m[1], m[2], pkg)
-				continue
-			}
-			s, ok := statusOf(m[2])
-			if !ok {
-				t.Errorf("%s: %s = %q: constStatus[%q] knows no status for it", file, m[1], m[2], pkg)
-				continue
-			}
-			want[m[2]] = s
+	enum, desc := problemCodes(t, yamlLines(t))
+	for _, d := range problem.Defs() {
+		if !enum[d.Code] {
+			t.Errorf("problem code %q is missing from ProblemCode's enum", d.Code)
 		}
-		for _, m := range literalRE.FindAllStringSubmatch(src, -1) {
-			s, ok := statusByName[m[1]]
-			if !ok {
-				t.Errorf("%s: http.Status%s: add it to statusByName", file, m[1])
-				continue
-			}
-			want[m[2]] = s
-		}
-	}
-
-	for code, s := range want {
-		if !enum[code] {
-			t.Errorf("problem code %q is missing from ProblemCode's enum", code)
-		}
-		got, ok := status[code]
-		switch {
-		case !ok:
-			t.Errorf("problem code %q has no x-enumDescriptions entry starting with its status", code)
-		case got != s:
-			t.Errorf("problem code %q: documented as %d, answered with %d", code, got, s)
+		if want := fmt.Sprintf("%d: %s", d.Status, d.Doc); desc[d.Code] != want {
+			t.Errorf("problem code %q: x-enumDescriptions says %q, the table says %q", d.Code, desc[d.Code], want)
 		}
 	}
 	for code := range enum {
-		if _, ok := want[code]; !ok {
-			t.Errorf("ProblemCode's enum lists %q, which no handler answers", code)
+		if _, ok := problem.Lookup(code); !ok {
+			t.Errorf("ProblemCode's enum lists %q, which is not in problem's table", code)
 		}
-		if _, ok := status[code]; !ok {
-			t.Errorf("ProblemCode %q has no x-enumDescriptions entry", code)
+	}
+	for code := range desc {
+		if !enum[code] {
+			t.Errorf("x-enumDescriptions describes %q, which is not in the enum", code)
+		}
+	}
+	for _, file := range sourceFiles(t) {
+		for _, loc := range literalCodeRE.FindAllStringIndex(string(readFile(t, file)), -1) {
+			t.Errorf("%s: offset %d: a problem code written as a literal; use a constant of internal/problem/codes.go", file, loc[0])
 		}
 	}
 }

@@ -2,7 +2,6 @@ package tenant
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -39,11 +38,11 @@ func (s *Store) Middleware(next http.Handler) http.Handler {
 		p, err := s.Authenticate(r.Context(), KeyFromRequest(r))
 		if errors.Is(err, ErrUnauthenticated) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark"`)
-			problem.Send(w, http.StatusUnauthorized, "unauthenticated", "a valid API key is required (Authorization: Bearer <key>)")
+			problem.Send(w, problem.CodeUnauthenticated, "a valid API key is required (Authorization: Bearer <key>)")
 			return
 		}
 		if err != nil {
-			problem.Send(w, http.StatusServiceUnavailable, "auth_unavailable", "the key store is unreachable")
+			problem.Send(w, problem.CodeAuthUnavailable, "the key store is unreachable")
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
@@ -55,7 +54,7 @@ func (s *Store) Middleware(next http.Handler) http.Handler {
 func RequireTenant(w http.ResponseWriter, r *http.Request) (string, bool) {
 	p, _ := FromContext(r.Context())
 	if p.TenantID == "" {
-		problem.Send(w, http.StatusForbidden, "tenant_key_required", "this endpoint needs a tenant API key, not the admin key")
+		problem.Send(w, problem.CodeTenantKeyRequired, "this endpoint needs a tenant API key, not the admin key")
 		return "", false
 	}
 	return p.TenantID, true
@@ -65,7 +64,7 @@ func RequireTenant(w http.ResponseWriter, r *http.Request) (string, bool) {
 func RequireAdmin(w http.ResponseWriter, r *http.Request) bool {
 	p, _ := FromContext(r.Context())
 	if !p.Admin {
-		problem.Send(w, http.StatusForbidden, "admin_key_required", "this endpoint needs the admin key")
+		problem.Send(w, problem.CodeAdminKeyRequired, "this endpoint needs the admin key")
 		return false
 	}
 	return true
@@ -86,18 +85,18 @@ func (s *Store) handleCreateTenant(w http.ResponseWriter, r *http.Request) {
 		ID   string `json:"id"`
 		Name string `json:"name"`
 	}
-	if !decode(w, r, &in) {
+	if !problem.ReadJSON(w, r, decodeLimit, &in) {
 		return
 	}
 	switch err := s.CreateTenant(r.Context(), in.ID, in.Name); {
 	case errors.Is(err, ErrInvalid):
-		problem.Send(w, http.StatusUnprocessableEntity, "invalid_tenant_id", err.Error())
+		problem.Send(w, problem.CodeInvalidTenantId, err.Error())
 	case errors.Is(err, ErrExists):
-		problem.Send(w, http.StatusConflict, "tenant_exists", err.Error())
+		problem.Send(w, problem.CodeTenantExists, err.Error())
 	case err != nil:
-		problem.Send(w, http.StatusInternalServerError, "internal", "could not create tenant")
+		problem.Send(w, problem.CodeInternal, "could not create tenant")
 	default:
-		writeJSON(w, http.StatusCreated, map[string]string{"id": in.ID, "name": in.Name})
+		problem.WriteJSON(w, http.StatusCreated, map[string]string{"id": in.ID, "name": in.Name})
 	}
 }
 
@@ -106,7 +105,7 @@ func (s *Store) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in KeyOptions
-	if r.ContentLength != 0 && !decode(w, r, &struct {
+	if r.ContentLength != 0 && !problem.ReadJSON(w, r, decodeLimit, &struct {
 		Sources      *[]string `json:"sources"`
 		TrafficTypes *[]string `json:"traffic_types"`
 	}{&in.Sources, &in.TrafficTypes}) {
@@ -116,11 +115,11 @@ func (s *Store) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 	id, secret, err := s.CreateKey(r.Context(), tid, in)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		problem.Send(w, http.StatusNotFound, "tenant_not_found", err.Error())
+		problem.Send(w, problem.CodeTenantNotFound, err.Error())
 	case err != nil:
-		problem.Send(w, http.StatusInternalServerError, "internal", "could not create key")
+		problem.Send(w, problem.CodeInternal, "could not create key")
 	default:
-		writeJSON(w, http.StatusCreated, map[string]any{"id": id, "tenant_id": tid, "key": secret,
+		problem.WriteJSON(w, http.StatusCreated, map[string]any{"id": id, "tenant_id": tid, "key": secret,
 			"sources": in.Sources, "traffic_types": in.TrafficTypes})
 	}
 }
@@ -132,9 +131,9 @@ func (s *Store) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 	err := s.RevokeKey(r.Context(), r.PathValue("tenant"), r.PathValue("key"))
 	switch {
 	case errors.Is(err, ErrNotFound):
-		problem.Send(w, http.StatusNotFound, "key_not_found", err.Error())
+		problem.Send(w, problem.CodeKeyNotFound, err.Error())
 	case err != nil:
-		problem.Send(w, http.StatusInternalServerError, "internal", "could not revoke key")
+		problem.Send(w, problem.CodeInternal, "could not revoke key")
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
@@ -142,13 +141,3 @@ func (s *Store) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 
 // decodeLimit bounds admin request bodies.
 const decodeLimit = 64 << 10
-
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	return problem.ReadJSON(w, r, decodeLimit, v)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
