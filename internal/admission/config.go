@@ -85,8 +85,10 @@ type Config struct {
 	// CollapseRetryAfter is the Retry-After of a stage 3 or hard_limit
 	// rejection. Default 5 s.
 	CollapseRetryAfter time.Duration
-	// MaxTenantQuotas bounds the number of tenants with a quota. Default
-	// 100,000 (a limiter is ~100 B, so ~10 MiB).
+	// MaxTenantQuotas bounds the quota buckets held, one per tenant and
+	// class seen; a full table evicts an arbitrary eighth, whose tenants get
+	// a full bucket on their next request. Default 100,000 (a limiter is
+	// ~100 B, so ~10 MiB).
 	MaxTenantQuotas int
 }
 

@@ -104,7 +104,12 @@ func (c *Controller) Admit(req Request) (Ticket, error) {
 	c.thr.tick(now, top)
 	c.lim.tick(now, c.inflight.Load())
 
-	if ok, wait := c.quotas.allow(req.Tenant, wall); !ok {
+	if class := req.trafficClass(); class != ClassAll {
+		if ok, wait := c.quotas.allow(req.Tenant, class, wall); !ok {
+			return Ticket{}, c.reject(c.Stage(), ReasonTrafficQuota, prio, max(wait, time.Millisecond))
+		}
+	}
+	if ok, wait := c.quotas.allow(req.Tenant, ClassAll, wall); !ok {
 		return Ticket{}, c.reject(c.Stage(), ReasonQuota, prio, max(wait, time.Millisecond))
 	}
 	n := c.inflight.Add(1) // reserve first, so that racing admits cannot overshoot
@@ -223,26 +228,55 @@ func (c *Controller) UpdateRules(data []byte) error {
 	return nil
 }
 
-// SetTenantQuota adds or changes one tenant's quota: perSec requests a
-// second on average, burst at once. A changed quota keeps the tenant's
-// current tokens (capped at the new burst).
-func (c *Controller) SetTenantQuota(tenant string, perSec float64, burst int) error {
-	return c.quotas.set([]Quota{{Tenant: tenant, PerSec: perSec, Burst: burst}}, false, c.now())
+// SetQuotas replaces every request quota with set, as the control plane
+// pushes them on each settings change. Either set is valid and applies as
+// a whole, or nothing changes. Buckets keep their tokens across a change
+// unless their limit rises (then they start full).
+func (c *Controller) SetQuotas(set QuotaSet) error {
+	if err := c.quotas.update(c.now(), func(QuotaSet) QuotaSet { return set }); err != nil {
+		return fmt.Errorf("set quotas: %w", err)
+	}
+	return nil
 }
 
-// SetTenantQuotas replaces every tenant quota with qs, as the control plane
-// pushes them. Either all of qs is valid and applied, or nothing changes.
+// Quota is one tenant's quota on all its requests (class ClassAll): a
+// token bucket refilled at PerSec tokens a second holding at most Burst.
+type Quota struct {
+	Tenant string
+	PerSec float64 // > 0
+	Burst  int     // ≥ 1
+}
+
+// SetTenantQuota adds or changes one tenant's quota on all its requests:
+// perSec requests a second, burst at most at once. Other quotas stay.
+func (c *Controller) SetTenantQuota(tenant string, perSec float64, burst int) error {
+	l := Limit{PerSec: perSec, Burst: burst}
+	return c.quotas.update(c.now(), func(cur QuotaSet) QuotaSet { return withTenant(cur, tenant, ClassAll, &l) })
+}
+
+// SetTenantQuotas replaces every tenant's quota on all its requests with
+// qs (defaults and traffic-type quotas stay). Either all of qs is valid and
+// applied, or nothing changes.
 func (c *Controller) SetTenantQuotas(qs []Quota) error {
-	if err := c.quotas.set(qs, true, c.now()); err != nil {
+	err := c.quotas.update(c.now(), func(cur QuotaSet) QuotaSet {
+		next := cur
+		for t := range cur.Tenants {
+			next = withTenant(next, t, ClassAll, nil)
+		}
+		for _, q := range qs {
+			next = withTenant(next, q.Tenant, ClassAll, &Limit{PerSec: q.PerSec, Burst: q.Burst})
+		}
+		return next
+	})
+	if err != nil {
 		return fmt.Errorf("set tenant quotas: %w", err)
 	}
 	return nil
 }
 
-// MaxTenantQuotas is the capacity of the tenant quota table
-// (Config.MaxTenantQuotas).
-func (c *Controller) MaxTenantQuotas() int { return c.cfg.MaxTenantQuotas }
+// RemoveTenantQuota removes tenant's own quota on all its requests; the
+// default quota, if any, then applies.
+func (c *Controller) RemoveTenantQuota(tenant string) {
+	_ = c.quotas.update(c.now(), func(cur QuotaSet) QuotaSet { return withTenant(cur, tenant, ClassAll, nil) })
+}
 
-// RemoveTenantQuota removes tenant's quota; the tenant is then limited only
-// by overload control.
-func (c *Controller) RemoveTenantQuota(tenant string) { c.quotas.remove(tenant) }

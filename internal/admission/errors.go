@@ -13,7 +13,8 @@ import (
 var (
 	// ErrOverloaded: the server sheds load (503).
 	ErrOverloaded = errors.New("admission: overloaded")
-	// ErrQuota: the tenant's quota is spent (429).
+	// ErrQuota: the tenant's quota, or its quota of the traffic type it
+	// claims, is spent (429).
 	ErrQuota = errors.New("admission: tenant quota exceeded")
 )
 
@@ -39,18 +40,20 @@ func (r *Rejection) Error() string {
 }
 
 func (r *Rejection) sentinel() error {
-	if r.Reason == ReasonQuota {
+	if r.isQuota() {
 		return ErrQuota
 	}
 	return ErrOverloaded
 }
+
+func (r *Rejection) isQuota() bool { return r.Reason == ReasonQuota || r.Reason == ReasonTrafficQuota }
 
 // Is makes errors.Is match the sentinel of the reason.
 func (r *Rejection) Is(target error) bool { return target == r.sentinel() }
 
 // Status is the HTTP status of the rejection: 429 or 503.
 func (r *Rejection) Status() int {
-	if r.Reason == ReasonQuota {
+	if r.isQuota() {
 		return http.StatusTooManyRequests
 	}
 	return http.StatusServiceUnavailable
@@ -59,15 +62,22 @@ func (r *Rejection) Status() int {
 // Problem builds the problem document, with members stage, reason and
 // priority.
 func (r *Rejection) Problem() *problem.Problem {
-	code, detail := CodeOverloaded, "the server is shedding load; retry after the Retry-After delay"
-	if r.Reason == ReasonQuota {
+	code, detail, stage := CodeOverloaded, "the server is shedding load; retry after the Retry-After delay", r.Stage.String()
+	switch r.Reason {
+	case ReasonQuota:
 		code, detail = CodeQuota, "the tenant's request quota is spent; retry after the Retry-After delay"
+	case ReasonTrafficQuota:
+		// Not an overload stage: the traffic quota is checked first.
+		code, detail, stage = CodeQuota, "the tenant's quota of this traffic type is spent; retry after the Retry-After delay", "quota"
 	}
 	return problem.New(code, detail).
-		With("stage", r.Stage.String()).
+		With("stage", stage).
 		With("reason", r.Reason.String()).
 		With("priority", int(r.Priority))
 }
+
+// Answer implements problem.Answer.
+func (r *Rejection) Answer() (*problem.Problem, time.Duration) { return r.Problem(), r.RetryAfter }
 
 // WriteError writes err as problem+json with Retry-After if it is (or
 // wraps) a *Rejection, and reports whether it did. Anything else is left to

@@ -21,7 +21,7 @@ func newMetrics(c *Controller, reg prometheus.Registerer) (*metrics, error) {
 	}, []string{"priority"})
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "bulwark", Subsystem: "admission", Name: "rejected_total",
-		Help: "Requests rejected, by priority and reason (quota, burst, threshold, capacity, collapse, hard_limit).",
+		Help: "Requests rejected, by priority and reason (quota, burst, threshold, capacity, collapse, hard_limit, traffic_quota).",
 	}, []string{"priority", "reason"})
 	downgraded := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "bulwark", Subsystem: "admission", Name: "claims_downgraded_total",
@@ -44,6 +44,12 @@ func newMetrics(c *Controller, reg prometheus.Registerer) (*metrics, error) {
 			func() float64 { return float64(c.lim.baseline.Load()) / 1e9 }),
 		gauge("shed_threshold", "Shedding threshold in levels: levels below it are rejected in stage 2.",
 			func() float64 { return c.thr.load() }),
+		gauge("quota_buckets", "Quota token buckets held, one per (tenant, class) seen; at most MaxTenantQuotas.",
+			func() float64 { n, _ := c.quotas.sizes(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "bulwark", Subsystem: "admission", Name: "quota_buckets_evicted_total",
+			Help: "Quota buckets evicted from a full table (recreated full on the tenant's next request).",
+		}, func() float64 { _, e := c.quotas.sizes(); return float64(e) }),
 	}
 	if reg != nil {
 		for _, col := range collectors {

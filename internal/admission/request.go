@@ -29,6 +29,17 @@ type Request struct {
 	StaleOK bool
 }
 
+// trafficClass is the quota class of the request's effective traffic type
+// (its claim, if the key is entitled to it): ClassBatch, ClassCrawler or
+// ClassAll for any other.
+func (r *Request) trafficClass() string {
+	switch t, _ := r.Entitled.traffic(r.Traffic); t {
+	case ClassBatch, ClassCrawler:
+		return t
+	}
+	return ClassAll
+}
+
 // Entitlements are the sources and traffic types an API key may claim, as
 // stored in the control plane. The zero value entitles nothing: every claim
 // becomes "" (the "*" rule of its dimension).
@@ -163,10 +174,13 @@ const (
 	ReasonCapacity                // in-flight work is at the capacity estimate (503)
 	ReasonCollapse                // stage 3: only the highest level is admitted (503)
 	ReasonHardLimit               // in-flight work is at MaxInflight (503)
+	// ReasonTrafficQuota: the tenant's quota of the batch or crawler
+	// traffic type it claims is spent (429; problem stage "quota").
+	ReasonTrafficQuota
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"quota", "burst", "threshold", "capacity", "collapse", "hard_limit"}
+var reasonNames = [numReasons]string{"quota", "burst", "threshold", "capacity", "collapse", "hard_limit", "traffic_quota"}
 
 // String names the reason as it appears in problem documents and metrics.
 func (r Reason) String() string {

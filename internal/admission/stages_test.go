@@ -199,10 +199,94 @@ func TestTenantQuota(t *testing.T) {
 	}
 }
 
+// TestQuotaBound: MaxTenantQuotas bounds the buckets held, never which
+// quotas apply: with room for 2 buckets, 3 tenants' quotas all hold (a
+// full table evicts; it once refused the third quota, which then silently
+// did not apply).
 func TestQuotaBound(t *testing.T) {
 	c, _ := newTestController(t, Config{MaxTenantQuotas: 2})
-	if err := c.SetTenantQuotas([]Quota{{"a", 1, 1}, {"b", 1, 1}, {"c", 1, 1}}); err == nil {
-		t.Fatal("3 quotas accepted with MaxTenantQuotas 2")
+	if err := c.SetTenantQuotas([]Quota{{"a", minRateTest, 1}, {"b", minRateTest, 1}, {"c", minRateTest, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range []string{"a", "b", "c"} {
+		req := reqRead
+		req.Tenant = tn
+		tk, err := c.Admit(req)
+		if err != nil {
+			t.Fatalf("tenant %s first request: %v", tn, err)
+		}
+		tk.Done(Success)
+		if _, err := c.Admit(req); !errors.Is(err, ErrQuota) {
+			t.Fatalf("tenant %s second request: %v, want its quota", tn, err)
+		}
+		if n, _ := c.quotas.sizes(); n > 2 {
+			t.Fatalf("%d buckets held, MaxTenantQuotas 2", n)
+		}
+	}
+	if _, evicted := c.quotas.sizes(); evicted == 0 {
+		t.Fatal("a third tenant's bucket fitted in a table of 2 without eviction")
+	}
+}
+
+// minRateTest is a rate that refills nothing within a test.
+const minRateTest = 1e-6
+
+// TestQuotaSetDefaultsOverridesAndTraffic: the default quota applies to
+// tenants without an override, an override to its tenant only, traffic
+// quotas only to requests whose key is entitled to the claim, and never to
+// the admin key; a raised limit applies at once with a full bucket.
+func TestQuotaSetDefaultsOverridesAndTraffic(t *testing.T) {
+	c, _ := newTestController(t, Config{})
+	set := QuotaSet{
+		Default: map[string]Limit{ClassAll: {PerSec: minRateTest, Burst: 2}, ClassCrawler: {PerSec: minRateTest, Burst: 1}},
+		Tenants: map[string]map[string]Limit{"big": {ClassAll: {PerSec: minRateTest, Burst: 4}}},
+	}
+	if err := c.SetQuotas(set); err != nil {
+		t.Fatal(err)
+	}
+	admitN := func(req Request) (n int) {
+		for range 10 {
+			tk, err := c.Admit(req)
+			if err != nil {
+				return n
+			}
+			tk.Done(Success)
+			n++
+		}
+		return n
+	}
+	req := func(tn, traffic string, entitled ...string) Request {
+		r := reqRead
+		r.Tenant, r.Traffic = tn, traffic
+		r.Entitled = Entitlements{Traffic: entitled, DefaultTraffic: "normal"}
+		return r
+	}
+	if n := admitN(req("small", "")); n != 2 {
+		t.Fatalf("default quota: %d admitted, want 2", n)
+	}
+	if n := admitN(req("big", "")); n != 4 {
+		t.Fatalf("override: %d admitted, want 4", n)
+	}
+	if n := admitN(req("crawly", "crawler", "crawler")); n != 1 {
+		t.Fatalf("entitled crawler: %d admitted, want 1", n)
+	}
+	_, err := c.Admit(req("crawly", "crawler", "crawler"))
+	var rej *Rejection
+	if !errors.As(err, &rej) || rej.Reason != ReasonTrafficQuota || !errors.Is(err, ErrQuota) || rej.Problem().Extensions["stage"] != "quota" {
+		t.Fatalf("crawler over its quota: %v", err)
+	}
+	if n := admitN(req("sneaky", "crawler")); n != 2 {
+		t.Fatalf("unentitled crawler claim: %d admitted, want the default quota's 2", n)
+	}
+	if n := admitN(req("*admin", "")); n != 10 {
+		t.Fatalf("admin key: %d admitted, want no quota", n)
+	}
+	set.Default[ClassAll] = Limit{PerSec: minRateTest, Burst: 3}
+	if err := c.SetQuotas(set); err != nil {
+		t.Fatal(err)
+	}
+	if n := admitN(req("small", "")); n != 3 {
+		t.Fatalf("raised default: %d admitted, want a full bucket of 3", n)
 	}
 }
 

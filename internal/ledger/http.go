@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bulwark-ledger/bulwark/internal/admission"
 	"github.com/bulwark-ledger/bulwark/internal/problem"
 	"github.com/bulwark-ledger/bulwark/internal/tenant"
 )
@@ -21,12 +20,21 @@ type API struct {
 	Pipe    *Pipeline
 	Journal *Journal
 	Log     *slog.Logger
-	// AccountReads, when set, coalesces identical concurrent account reads
-	// into one query and answers from its short-lived cache, serving a stale
-	// copy (marked Bulwark-Stale: true) when the read is shed by admission
-	// control or the database fails.
-	AccountReads *admission.Reads[Account]
+	// AccountReads, when set, runs the account reads of GET
+	// /v1/accounts/{id} (the edge coalesces them and may answer a stale
+	// copy when the read is shed or the database fails). Nil reads the
+	// store directly.
+	AccountReads AccountReads
 }
+
+// AccountReads runs read for (tenant, id), possibly sharing it with
+// concurrent identical reads. stale reports an answer from a fallback copy
+// rather than from read (the handler marks it StaleHeader: true). An error
+// that is a problem.Answer (an admission rejection) is answered as such.
+type AccountReads func(ctx context.Context, tenant, id string, read func(context.Context) (Account, error)) (acc Account, stale bool, err error)
+
+// StaleHeader marks an answer served from a stale copy.
+const StaleHeader = "Bulwark-Stale"
 
 // Register mounts the ledger routes on mux.
 func (a *API) Register(mux *http.ServeMux) {
@@ -83,15 +91,13 @@ func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {
 		problem.WriteJSON(w, http.StatusOK, acc)
 		return
 	}
-	acc, stale, err := a.AccountReads.Do(r.Context(), tn+"\x00"+id, read)
+	acc, stale, err := a.AccountReads(r.Context(), tn, id, read)
 	if err != nil {
-		if !admission.WriteError(w, err) {
-			a.failRead(w, err)
-		}
+		a.failRead(w, err)
 		return
 	}
 	if stale {
-		admission.MarkStale(w.Header())
+		w.Header().Set(StaleHeader, "true")
 	}
 	problem.WriteJSON(w, http.StatusOK, acc)
 }
@@ -307,9 +313,13 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool
 // unexpected failure is read_failed (retry freely), never commit_failed.
 func (a *API) failRead(w http.ResponseWriter, err error) {
 	var le *Error
+	var pa problem.Answer
 	switch {
 	case errors.As(err, &le):
 		sendError(w, le)
+	case errors.As(err, &pa):
+		p, retry := pa.Answer()
+		problem.Write(w, p, retry)
 	case errors.Is(err, context.Canceled):
 	default:
 		a.Log.Error("ledger read", "err", err)

@@ -7,7 +7,7 @@ import "net/http"
 // meaning and status. New builds a problem from a code of this table and
 // panics on any other (a programmer error that tests catch); the OpenAPI
 // document's ProblemCode enum is checked against this table, description
-// for description (internal/server/openapi_test.go).
+// for description (internal/edge/openapi_test.go).
 
 // Problem codes.
 const (

@@ -101,3 +101,11 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v) // the client is gone if this fails; nothing to do
 }
+
+// Answer is an error that knows its own problem document and Retry-After
+// delay (0: none), such as an admission rejection, so that a handler can
+// answer it without importing the package that made it.
+type Answer interface {
+	error
+	Answer() (*Problem, time.Duration)
+}

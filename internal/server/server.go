@@ -29,6 +29,7 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/admission"
 	"github.com/bulwark-ledger/bulwark/internal/cdc/relay"
 	"github.com/bulwark-ledger/bulwark/internal/control"
+	"github.com/bulwark-ledger/bulwark/internal/edge"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
 	"github.com/bulwark-ledger/bulwark/internal/pgserver"
 	"github.com/bulwark-ledger/bulwark/internal/schema"
@@ -151,7 +152,7 @@ func Run(ctx context.Context, cfg Config) error {
 	creg := control.NewRegistry()
 	if err := creg.SetValidator(control.KeyAdmissionRules, func(text string) error {
 		if strings.TrimSpace(text) == "" {
-			return nil // empty means DefaultRules
+			return nil // empty means edge.DefaultRules
 		}
 		_, err := admission.ParseRules([]byte(text))
 		return err
@@ -163,20 +164,20 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("admission: %w", err)
 	}
-	edge := newEdge(ctl, watcher, log)
-	if err := edge.onChange(watcher.Current()); err != nil {
-		return fmt.Errorf("admission rules: %w", err)
+	front := edge.New(ctl, log)
+	if err := front.Apply(watcher.Current()); err != nil {
+		return err
 	}
 	cancelOnChange := watcher.OnChange(func(s *control.Snapshot) {
-		if err := edge.onChange(s); err != nil {
-			log.Error("apply admission rules", "err", err)
+		if err := front.Apply(s); err != nil {
+			log.Error("apply settings to admission; previous values kept", "err", err)
 		}
 	})
 	defer cancelOnChange()
 	if err := watcher.Sync(ctx); err != nil {
 		log.Warn("control settings: serving defaults until the store answers", "err", err)
-	} else if err := edge.onChange(watcher.Current()); err != nil {
-		log.Error("apply admission rules", "err", err)
+	} else if err := front.Apply(watcher.Current()); err != nil {
+		log.Error("apply settings to admission; previous values kept", "err", err)
 	}
 	always, actx := errgroup.WithContext(context.WithoutCancel(ctx))
 	actx, stopAlways := context.WithCancel(actx)
@@ -197,7 +198,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	api := &ledger.API{Store: ledger.NewStore(pool), Pipe: pipe, Journal: journal, Log: log, AccountReads: reads}
+	api := &ledger.API{Store: ledger.NewStore(pool), Pipe: pipe, Journal: journal, Log: log,
+		AccountReads: edge.AccountReads(reads)}
 	tenants := tenant.NewStore(pool, cfg.AdminKey)
 
 	// Workers are independent: one failing (a relay whose slot was
@@ -224,13 +226,17 @@ func Run(ctx context.Context, cfg Config) error {
 			return nil
 		})
 	}
-	var serveErr error
+	// Every process serves /metrics, /healthz and /readyz; the api role adds
+	// the front door.
+	ops := edge.Ops(reg, pool.Ping)
+	var h http.Handler
 	if cfg.has(RoleAPI) {
-		h := newHandler(pool, reg, tenants, api, control.NewAPI(control.NewStore(pool, creg), log), edge, log)
-		serveErr = serve(ctx, cfg, h)
+		h = front.Handler(ops, edge.Routes{Tenants: tenants, Ledger: api,
+			Control: control.NewAPI(control.NewStore(pool, creg), log)}, reg)
 	} else {
-		<-ctx.Done()
+		h = edge.Instrument(reg, log, ops)
 	}
+	serveErr := serve(ctx, cfg, h)
 	stopWorkers()
 	if err := workers.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		serveErr = errors.Join(serveErr, err)

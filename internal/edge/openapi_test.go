@@ -1,4 +1,4 @@
-package server
+package edge
 
 import (
 	"bufio"
@@ -25,9 +25,9 @@ import (
 
 // routeFiles always declare routes; the other files of this package and
 // every internal package they import are scanned as well, so a package
-// mounted later (a handler in http.go, a middleware wired in another file)
+// mounted later (a handler in handler.go, a middleware wired in another file)
 // cannot be left out of the doc.
-var routeFiles = []string{"../ledger/http.go", "../tenant/http.go", "http.go"}
+var routeFiles = []string{"../ledger/http.go", "../tenant/http.go", "handler.go"}
 
 var (
 	routeRE   = regexp.MustCompile(`\bHandle(?:Func)?\("([A-Z]+) (/[^"]*)"`)

@@ -1,4 +1,4 @@
-package server
+package edge
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -21,40 +20,59 @@ import (
 //go:embed openapi.yaml
 var openapi []byte
 
-func newHandler(pool *pgxpool.Pool, reg *prometheus.Registry, tenants *tenant.Store, api *ledger.API,
-	capi *control.API, edge *edge, log *slog.Logger) http.Handler {
-	app := http.NewServeMux()
-	tenants.Register(app)
-	api.Register(app)
-	capi.Register(app)
-	app.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		problem.Send(w, problem.CodeNotFound, "no route "+r.Method+" "+r.URL.Path)
-	})
+// Routes are the domain APIs the front door serves; nil ones are left out.
+type Routes struct {
+	Tenants *tenant.Store // authentication and the tenant admin routes (required)
+	Ledger  *ledger.API
+	Control *control.API
+}
 
-	root := http.NewServeMux()
-	root.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	root.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+// Ops returns the endpoints every process serves whatever its roles:
+// /metrics of reg, /healthz (the process runs), /readyz (ready answers
+// nil: the database is reachable) and /openapi.yaml.
+func Ops(reg *prometheus.Registry, ready func(context.Context) error) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := pool.Ping(ctx); err != nil {
+		if err := ready(ctx); err != nil {
 			problem.Send(w, problem.CodeNotReady, "database unreachable")
 			return
 		}
 		w.Write([]byte("ready\n"))
 	})
-	root.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(openapi)
 	})
-	// auth → admission → routes: admission needs the principal, and shed
-	// requests never reach a handler.
-	root.Handle("/", tenants.Middleware(edge.trafficQuota(edge.ctl.Middleware(edge.classify, capturePattern(app)))))
-	return instrument(reg, log, root)
+	return mux
 }
 
-// instrument counts requests by route pattern and status and times them.
-func instrument(reg prometheus.Registerer, log *slog.Logger, next http.Handler) http.Handler {
+// Handler is the front door: ops's endpoints, and every other path through
+// authentication → admission → routes, all instrumented into reg.
+func (e *Edge) Handler(ops *http.ServeMux, routes Routes, reg prometheus.Registerer) http.Handler {
+	app := http.NewServeMux()
+	routes.Tenants.Register(app)
+	if routes.Ledger != nil {
+		routes.Ledger.Register(app)
+	}
+	if routes.Control != nil {
+		routes.Control.Register(app)
+	}
+	app.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		problem.Send(w, problem.CodeNotFound, "no route "+r.Method+" "+r.URL.Path)
+	})
+	// auth → admission → routes: admission needs the principal, and shed
+	// requests never reach a handler.
+	ops.Handle("/", routes.Tenants.Middleware(e.ctl.Middleware(e.classify, capturePattern(app))))
+	return Instrument(reg, e.log, ops)
+}
+
+// Instrument counts requests by route pattern and status, times them, and
+// turns a handler's panic into a 500 problem.
+func Instrument(reg prometheus.Registerer, log *slog.Logger, next http.Handler) http.Handler {
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bulwark_http_requests_total",
 		Help: "HTTP requests by method, route pattern and status."}, []string{"method", "route", "status"})
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bulwark_http_request_seconds",
