@@ -279,4 +279,3 @@ func (c *Controller) SetTenantQuotas(qs []Quota) error {
 func (c *Controller) RemoveTenantQuota(tenant string) {
 	_ = c.quotas.update(c.now(), func(cur QuotaSet) QuotaSet { return withTenant(cur, tenant, ClassAll, nil) })
 }
-
