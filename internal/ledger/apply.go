@@ -250,7 +250,7 @@ func readJournalLock(br pgx.BatchResults, reqs []*request) error {
 			return err
 		}
 		r := byKey[acctKey{t, id}]
-		if state == "accepted" {
+		if JournalState(state) == JournalAccepted {
 			continue
 		}
 		r.journalDone = true
@@ -328,7 +328,7 @@ func (b *batchState) readPending(br pgx.BatchResults) error {
 		if err := rows.Scan(&t, &id, &postings, &state, &exp); err != nil {
 			return err
 		}
-		p := &pendingTx{state: state, expiresAt: exp}
+		p := &pendingTx{state: State(state), expiresAt: exp}
 		if err := json.Unmarshal(postings, &p.postings); err != nil {
 			return fmt.Errorf("pending %s: postings: %w", id, err)
 		}
@@ -425,7 +425,7 @@ func (b *batchState) readReloadPending(br pgx.BatchResults) error {
 		if err := rows.Scan(&k.tenant, &k.id, &state); err != nil {
 			return err
 		}
-		b.pending[k].state = state
+		b.pending[k].state = State(state)
 	}
 	return rows.Err()
 }

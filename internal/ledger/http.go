@@ -238,7 +238,7 @@ func (a *API) accept(w http.ResponseWriter, r *http.Request, tn string, txs []Tx
 	w.Header().Set("Location", url)
 	w.Header().Set("Preference-Applied", "respond-async")
 	status := http.StatusAccepted
-	if e.State != "accepted" {
+	if e.State != JournalAccepted {
 		status = http.StatusOK
 	}
 	writeJSON(w, status, map[string]any{"id": e.ID, "state": e.State, "status_url": url,

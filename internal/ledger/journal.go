@@ -17,10 +17,22 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// JournalState is the state of an async request (the journal.state
+// column): accepted until the applier finishes it, then applied (at least
+// one of its transactions committed) or rejected (none did).
+type JournalState string
+
+// Journal states.
+const (
+	JournalAccepted JournalState = "accepted"
+	JournalApplied  JournalState = "applied"
+	JournalRejected JournalState = "rejected"
+)
+
 // JournalEntry is the status of an async request.
 type JournalEntry struct {
 	ID         string          `json:"id"`
-	State      string          `json:"state"` // accepted | applied | rejected
+	State      JournalState    `json:"state"`
 	AcceptedAt time.Time       `json:"accepted_at"`
 	FinishedAt *time.Time      `json:"finished_at,omitempty"`
 	Results    json.RawMessage `json:"results,omitempty"`
@@ -61,7 +73,7 @@ func (j *Journal) Accept(ctx context.Context, tenant string, txs []TxInput) (Jou
 	}
 	digest := sha256.Sum256(body)
 	key := strings.Join(keys, "\x1f")
-	e := JournalEntry{ID: NewID(), State: "accepted"}
+	e := JournalEntry{ID: NewID(), State: JournalAccepted}
 	err = j.pool.QueryRow(ctx, `INSERT INTO journal (tenant_id, id, idempotency_key, request_digest, request, state)
 		VALUES ($1, $2, $3, $4, $5, 'accepted') RETURNING accepted_at`, tenant, e.ID, key, digest[:], string(body)).Scan(&e.AcceptedAt)
 	var pgErr *pgconn.PgError
