@@ -83,6 +83,9 @@ type batchState struct {
 	entries []entryRow
 	txs     []txRow
 	undo    []undoRec
+	// locked is the accounts as locked, before this attempt changed them;
+	// only built with bulwark_invariants (see invariants_on.go).
+	locked map[acctKey]acct
 }
 
 type existingTx struct {

@@ -158,17 +158,16 @@ func (a *API) postTransaction(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	in, bad := DecodeTransaction(body)
+	b, bad := DecodeTransaction(body)
 	if bad != nil {
 		sendError(w, bad)
 		return
 	}
-	txs := []TxInput{in}
 	if wantsAsync(r) {
-		a.accept(w, r, tn, txs)
+		a.accept(w, r, tn, b)
 		return
 	}
-	res, err := a.Pipe.submit(r.Context(), newRequest(tn, txs, "")) // decoded input is validated already
+	res, err := a.Pipe.Submit(r.Context(), tn, b)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -194,16 +193,16 @@ func (a *API) postBatch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	txs, bad := DecodeBatch(body)
+	b, bad := DecodeBatch(body)
 	if bad != nil {
 		sendError(w, bad)
 		return
 	}
 	if wantsAsync(r) {
-		a.accept(w, r, tn, txs)
+		a.accept(w, r, tn, b)
 		return
 	}
-	res, err := a.Pipe.submit(r.Context(), newRequest(tn, txs, "")) // decoded input is validated already
+	res, err := a.Pipe.Submit(r.Context(), tn, b)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -228,8 +227,8 @@ func wantsAsync(r *http.Request) bool {
 	return false
 }
 
-func (a *API) accept(w http.ResponseWriter, r *http.Request, tn string, txs []TxInput) {
-	e, _, err := a.Journal.Accept(r.Context(), tn, txs)
+func (a *API) accept(w http.ResponseWriter, r *http.Request, tn string, b Batch) {
+	e, _, err := a.Journal.Accept(r.Context(), tn, b)
 	if err != nil {
 		a.fail(w, err)
 		return
