@@ -14,22 +14,14 @@ import (
 )
 
 // maxBatchAttempts bounds retries of one batch after a serialization
-// failure, deadlock report or unique-key race with another process.
+// failure, deadlock report or unique-key race with another process (see
+// "Retry set" in doc.go).
 const maxBatchAttempts = 8
 
 // applyBatch applies reqs in one PostgreSQL transaction, retrying the whole
-// batch on transient conflicts. Results are written into the requests.
-//
-// Lock order, the same in every process so that batches never deadlock:
-// journal rows (sorted), then account rows (sorted by tenant, id). Pending
-// transactions are not locked: every change of a pending transaction holds
-// the locks of all its accounts, which serialises them.
-//
-// Round trips: the statements are pipelined with BEGIN and COMMIT inside
-// the batches, so a batch costs two round trips (reads and locks; writes
-// and commit), or three when it posts or voids pending transactions (their
-// accounts are known only once the pending rows are read, and all account
-// locks must be taken by one sorted statement).
+// batch on transient conflicts. Results are written into the requests. Its
+// lock order and round trips are described in doc.go; a change to either
+// changes that note.
 func applyBatch(ctx context.Context, pool *pgxpool.Pool, reqs []*request, naive bool) error {
 	var err error
 	for attempt := 1; attempt <= maxBatchAttempts; attempt++ {

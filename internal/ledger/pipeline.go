@@ -55,13 +55,14 @@ func (c *PipelineConfig) ensureDefaults() {
 	}
 }
 
-// queueSlots bounds the request channel: requests, not transactions, so a
-// flood of single-transaction requests is bounded by MaxQueuedTransactions
-// before it is bounded by this.
+// queueSlots bounds the request channel in requests; MaxQueuedTransactions
+// bounds it in transactions. Whichever is reached first, Submit returns
+// ErrOverloaded (see "Queue bound" in doc.go).
 const queueSlots = 4096
 
 // Pipeline gathers concurrent requests into batches, each applied in one
-// PostgreSQL transaction (see applyBatch), and answers each request.
+// PostgreSQL transaction (see applyBatch), and answers each request. Its
+// design (bounds, lock order, round trips, retries) is in doc.go.
 type Pipeline struct {
 	pool    *pgxpool.Pool
 	cfg     PipelineConfig
