@@ -14,22 +14,14 @@ import (
 )
 
 // maxBatchAttempts bounds retries of one batch after a serialization
-// failure, deadlock report or unique-key race with another process.
+// failure, deadlock report or unique-key race with another process (see
+// "Retry set" in doc.go).
 const maxBatchAttempts = 8
 
 // applyBatch applies reqs in one PostgreSQL transaction, retrying the whole
-// batch on transient conflicts. Results are written into the requests.
-//
-// Lock order, the same in every process so that batches never deadlock:
-// journal rows (sorted), then account rows (sorted by tenant, id). Pending
-// transactions are not locked: every change of a pending transaction holds
-// the locks of all its accounts, which serialises them.
-//
-// Round trips: the statements are pipelined with BEGIN and COMMIT inside
-// the batches, so a batch costs two round trips (reads and locks; writes
-// and commit), or three when it posts or voids pending transactions (their
-// accounts are known only once the pending rows are read, and all account
-// locks must be taken by one sorted statement).
+// batch on transient conflicts. Results are written into the requests. Its
+// lock order and round trips are described in doc.go; a change to either
+// changes that note.
 func applyBatch(ctx context.Context, pool *pgxpool.Pool, reqs []*request, naive bool) error {
 	var err error
 	for attempt := 1; attempt <= maxBatchAttempts; attempt++ {
@@ -57,7 +49,7 @@ func applyAttempt(ctx context.Context, pool *pgxpool.Pool, reqs []*request, naiv
 			return &oneByOne{ctx: ctx, conn: conn.Conn(), queued: b.QueuedQueries}
 		}
 	}
-	err = applyOnce(ctx, send, reqs)
+	err = applyOnce(send, reqs)
 	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
 		_, _ = conn.Exec(ctx, "ROLLBACK")
 	}
@@ -103,14 +95,40 @@ func pgCode(err error) string {
 	return ""
 }
 
-func applyOnce(ctx context.Context, send func(*pgx.Batch) pgx.BatchResults, reqs []*request) error {
+func applyOnce(send func(*pgx.Batch) pgx.BatchResults, reqs []*request) error {
+	b := newBatchState(reqs)
+	if err := b.lockAndLoad(send, reqs); err != nil {
+		return err
+	}
+	b.locked = lockedSnapshot(b.accounts) // nil unless built with bulwark_invariants
+	for _, r := range reqs {
+		if !r.journalDone {
+			b.applyRequest(r)
+		}
+	}
+	checkBatchInvariants(b)
+	// Last round trip: every write, then COMMIT.
+	batch := &pgx.Batch{}
+	if err := b.queueWrites(batch, reqs); err != nil {
+		return err
+	}
+	batch.Queue("COMMIT")
+	if err := send(batch).Close(); err != nil {
+		return fmt.Errorf("write and commit: %w", err)
+	}
+	return nil
+}
+
+// newBatchState sizes the attempt's maps and slices up front: the
+// in-memory apply runs while the batch holds its row locks, so it should
+// not spend that time growing them.
+func newBatchState(reqs []*request) *batchState {
 	n := 0
 	for _, r := range reqs {
 		n += len(r.items)
+		r.journalDone = false
 	}
-	// Sized up front: the in-memory apply runs while the batch holds its
-	// row locks, so it should not spend that time growing slices and maps.
-	b := &batchState{
+	return &batchState{
 		accounts: make(map[acctKey]*acct, 2*n),
 		pending:  make(map[acctKey]*pendingTx),
 		existing: make(map[acctKey]*existingTx),
@@ -119,18 +137,17 @@ func applyOnce(ctx context.Context, send func(*pgx.Batch) pgx.BatchResults, reqs
 		txs:      make([]txRow, 0, n),
 		undo:     make([]undoRec, 0, 2*n),
 	}
-	for _, r := range reqs {
-		r.journalDone = false
-	}
-	// Round trip 1: begin, lock journal rows, read keys (and pending rows);
-	// without post/void items the account locks go in the same trip.
+}
+
+// lockAndLoad runs the reading round trips (see doc.go): BEGIN, journal
+// row locks, idempotency keys and, when no item refers to a pending
+// transaction, the account locks, all in one; otherwise the pending rows
+// come first and the account locks and pending states in a second trip.
+func (b *batchState) lockAndLoad(send func(*pgx.Batch) pgx.BatchResults, reqs []*request) error {
 	needPending := hasPendingRefs(reqs)
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
-	// Every join of a batch is keyed lookups of a few thousand keys against
-	// large tables: nested loops over the unique indexes. Without this, a
-	// fresh table's missing statistics lead the planner to hash joins that
-	// scan the whole table per batch (seen: 10 ms per 1,000 keys, growing).
+	// Nested loops only: see "Why nested loops" in doc.go.
 	batch.Queue("SET LOCAL enable_hashjoin = off")
 	batch.Queue("SET LOCAL enable_mergejoin = off")
 	jq := queueJournalLock(batch, reqs)
@@ -158,38 +175,19 @@ func applyOnce(ctx context.Context, send func(*pgx.Batch) pgx.BatchResults, reqs
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil || !needPending {
 		return err
 	}
-	if needPending {
-		batch = &pgx.Batch{}
-		b.queueLock(batch, reqs)
-		b.queueReloadPending(batch)
-		br = send(batch)
-		if err := readAll(br, func() error {
-			if err := b.readLock(br); err != nil {
-				return err
-			}
-			return b.readReloadPending(br)
-		}); err != nil {
+	batch = &pgx.Batch{}
+	b.queueLock(batch, reqs)
+	b.queueReloadPending(batch)
+	br = send(batch)
+	return readAll(br, func() error {
+		if err := b.readLock(br); err != nil {
 			return err
 		}
-	}
-	for _, r := range reqs {
-		if !r.journalDone {
-			b.applyRequest(r)
-		}
-	}
-	// Last round trip: every write, then COMMIT.
-	batch = &pgx.Batch{}
-	if err := b.queueWrites(batch, reqs); err != nil {
-		return err
-	}
-	batch.Queue("COMMIT")
-	if err := send(batch).Close(); err != nil {
-		return fmt.Errorf("write and commit: %w", err)
-	}
-	return nil
+		return b.readReloadPending(br)
+	})
 }
 
 // readAll runs read, then closes br, returning the first error.
@@ -250,7 +248,7 @@ func readJournalLock(br pgx.BatchResults, reqs []*request) error {
 			return err
 		}
 		r := byKey[acctKey{t, id}]
-		if state == "accepted" {
+		if JournalState(state) == JournalAccepted {
 			continue
 		}
 		r.journalDone = true
@@ -328,7 +326,7 @@ func (b *batchState) readPending(br pgx.BatchResults) error {
 		if err := rows.Scan(&t, &id, &postings, &state, &exp); err != nil {
 			return err
 		}
-		p := &pendingTx{state: state, expiresAt: exp}
+		p := &pendingTx{state: State(state), expiresAt: exp}
 		if err := json.Unmarshal(postings, &p.postings); err != nil {
 			return fmt.Errorf("pending %s: postings: %w", id, err)
 		}
@@ -425,7 +423,7 @@ func (b *batchState) readReloadPending(br pgx.BatchResults) error {
 		if err := rows.Scan(&k.tenant, &k.id, &state); err != nil {
 			return err
 		}
-		b.pending[k].state = state
+		b.pending[k].state = State(state)
 	}
 	return rows.Err()
 }

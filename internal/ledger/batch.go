@@ -47,7 +47,7 @@ type acct struct {
 // pendingTx is what post/void needs of a pending transaction.
 type pendingTx struct {
 	postings  []Posting
-	state     string
+	state     State
 	expiresAt *time.Time
 	changed   bool
 	created   bool // created by this batch: its row is inserted, not updated
@@ -59,7 +59,7 @@ type entryRow struct {
 	txID    string
 	posting int
 	side    byte
-	effect  string
+	effect  Effect
 	amount  amount.Uint128
 	asset   string
 	after   acct
@@ -83,6 +83,9 @@ type batchState struct {
 	entries []entryRow
 	txs     []txRow
 	undo    []undoRec
+	// locked is the accounts as locked, before this attempt changed them;
+	// only built with bulwark_invariants (see invariants_on.go).
+	locked map[acctKey]acct
 }
 
 type existingTx struct {
@@ -218,9 +221,9 @@ func (b *batchState) applyItem(tenant string, it *item) *Error {
 
 func (b *batchState) applyPostings(tenant string, it *item, tx *Transaction) *Error {
 	tx.State, tx.Postings = StatePosted, it.in.Postings
-	effect := "posted"
+	effect := EffectPosted
 	if it.in.Type == KindPending {
-		tx.State, effect = StatePending, "hold"
+		tx.State, effect = StatePending, EffectHold
 		if it.in.TimeoutSeconds > 0 {
 			exp := b.now.Add(time.Duration(it.in.TimeoutSeconds) * time.Second)
 			tx.ExpiresAt = &exp
@@ -269,7 +272,7 @@ func (b *batchState) applyResolve(tenant string, it *item, tx *Transaction) *Err
 		post[0].Amount = *it.in.Amount
 	}
 	for i, pp := range p.postings {
-		if err := b.move(tenant, tx.ID, i, pp, "release", pp.Amount); err != nil {
+		if err := b.move(tenant, tx.ID, i, pp, EffectRelease, pp.Amount); err != nil {
 			return err
 		}
 	}
@@ -278,7 +281,7 @@ func (b *batchState) applyResolve(tenant string, it *item, tx *Transaction) *Err
 	switch it.in.Type {
 	case KindPostPending:
 		for i, pp := range post {
-			if err := b.move(tenant, tx.ID, i, pp, "posted", pp.Amount); err != nil {
+			if err := b.move(tenant, tx.ID, i, pp, EffectPosted, pp.Amount); err != nil {
 				return err
 			}
 		}
@@ -293,7 +296,7 @@ func (b *batchState) applyResolve(tenant string, it *item, tx *Transaction) *Err
 
 // move applies one posting's effect to its two accounts and appends the two
 // entries of the chain.
-func (b *batchState) move(tenant, txID string, i int, p Posting, effect string, amt amount.Uint128) *Error {
+func (b *batchState) move(tenant, txID string, i int, p Posting, effect Effect, amt amount.Uint128) *Error {
 	src, dst := b.accounts[acctKey{tenant, p.Source}], b.accounts[acctKey{tenant, p.Destination}]
 	if src == nil || dst == nil {
 		missing := p.Source
@@ -310,13 +313,13 @@ func (b *batchState) move(tenant, txID string, i int, p Posting, effect string, 
 	b.touch(dst)
 	var ok1, ok2 bool
 	switch effect {
-	case "posted":
+	case EffectPosted:
 		src.dp, ok1 = src.dp.Add(amt)
 		dst.cp, ok2 = dst.cp.Add(amt)
-	case "hold":
+	case EffectHold:
 		src.dpend, ok1 = src.dpend.Add(amt)
 		dst.cpend, ok2 = dst.cpend.Add(amt)
-	case "release":
+	case EffectRelease:
 		src.dpend, ok1 = src.dpend.Sub(amt)
 		dst.cpend, ok2 = dst.cpend.Sub(amt)
 		if !ok1 || !ok2 {

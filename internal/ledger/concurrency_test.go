@@ -83,7 +83,7 @@ func TestRandomizedConcurrency(t *testing.T) {
 			for op := range opsPerWorker {
 				tx := randomTx(rng, w, op, &pendings)
 				pipe := pipes[rng.IntN(len(pipes))]
-				res, err := pipe.Submit(ctx, tn, []ledger.TxInput{tx})
+				res, err := pipe.Submit(ctx, tn, mustBatch(t, tx))
 				if err != nil {
 					t.Errorf("submit: %v", err)
 					return
@@ -102,7 +102,7 @@ func TestRandomizedConcurrency(t *testing.T) {
 				mu.Unlock()
 				// Retry a fraction on the other process: must replay.
 				if rng.IntN(4) == 0 {
-					again, err := pipes[rng.IntN(len(pipes))].Submit(ctx, tn, []ledger.TxInput{tx})
+					again, err := pipes[rng.IntN(len(pipes))].Submit(ctx, tn, mustBatch(t, tx))
 					if err != nil || again[0].Err != nil || again[0].Transaction.ID != res[0].Transaction.ID {
 						t.Errorf("retry of %s: %v %+v", tx.IdempotencyKey, err, again)
 					}

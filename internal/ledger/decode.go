@@ -32,31 +32,122 @@ type BatchInput struct {
 	Transactions []TxInput `json:"transactions"`
 }
 
+// Batch is a validated request: 1 to MaxBatchTransactions transactions,
+// each valid and in canonical form, with distinct idempotency keys. It is
+// the only input of Pipeline.Submit and Journal.Accept, and every
+// constructor validates (NewBatch, DecodeBatch, DecodeTransaction; inside
+// the package, the journal applier and the expirer), so nothing
+// unvalidated reaches the commit pipeline.
+//
+// It carries what the committer would otherwise compute while it holds row
+// locks, computed once by the goroutine that builds it: each transaction's
+// idempotency digest and the JSON of its postings.
+//
+// A Batch is immutable: submitting it again (a retry after ErrOverloaded
+// or a timeout) replays what committed. The zero Batch is empty, and
+// Submit refuses it.
+type Batch struct {
+	txs      []TxInput
+	digests  [][32]byte
+	postings []string // JSON of txs[i].Postings, "" when it has none
+	// journalID names the journal row whose request this is; only the
+	// journal applier sets it, so the row's outcome commits with its effects.
+	journalID string
+}
+
+// origin says who built a transaction: expire_pending is accepted only
+// from the expirer, never from a client (HTTP, the journal, Go callers).
+type origin uint8
+
+const (
+	fromClient origin = iota
+	fromExpirer
+)
+
+// NewBatch validates txs and returns them as a Batch; any invalid
+// transaction rejects the whole batch (its Index says which). It copies
+// txs: the caller may reuse them.
+func NewBatch(txs []TxInput) (Batch, *Error) {
+	own := cloneTxs(txs)
+	if err := validateBatch(own, fromClient); err != nil {
+		return Batch{}, err
+	}
+	return prepare(own), nil
+}
+
+// Len is the number of transactions in b.
+func (b Batch) Len() int { return len(b.txs) }
+
+// Transactions returns a copy of b's transactions, validated: defaults
+// filled and metadata in canonical form.
+func (b Batch) Transactions() []TxInput { return cloneTxs(b.txs) }
+
+// prepare computes what the pipeline needs of validated txs. It does not
+// validate: every caller has (export_test.go's SubmitUnchecked aside).
+func prepare(txs []TxInput) Batch {
+	b := Batch{txs: txs, digests: make([][32]byte, len(txs)), postings: make([]string, len(txs))}
+	for i := range txs {
+		b.digests[i] = Digest(&txs[i])
+		if len(txs[i].Postings) > 0 {
+			b.postings[i] = string(postingsJSON(txs[i].Postings))
+		}
+	}
+	return b
+}
+
+// cloneTxs copies txs deeply enough that no slice or pointer of the copy is
+// shared with txs (metadata is replaced, never modified, by validation).
+func cloneTxs(txs []TxInput) []TxInput {
+	out := make([]TxInput, len(txs))
+	copy(out, txs)
+	n := 0
+	for i := range txs {
+		n += len(txs[i].Postings)
+	}
+	slab := make([]Posting, 0, n)
+	for i := range out {
+		if out[i].Postings != nil {
+			at := len(slab)
+			slab = append(slab, out[i].Postings...)
+			out[i].Postings = slab[at:len(slab):len(slab)]
+		}
+		if a := out[i].Amount; a != nil {
+			v := *a
+			out[i].Amount = &v
+		}
+	}
+	return out
+}
+
 // DecodeTransaction decodes and validates one transaction from a request
-// body (see problem.Decode for the strict JSON rules).
-func DecodeTransaction(body []byte) (TxInput, *Error) {
+// body (see problem.Decode for the strict JSON rules) as a batch of one.
+func DecodeTransaction(body []byte) (Batch, *Error) {
 	var in TxInput
 	if err := decodeStrict(body, &in); err != nil {
-		return in, err
+		return Batch{}, err
 	}
-	if err := validateTx(&in); err != nil {
-		return in, err
+	if err := validateTx(&in, fromClient); err != nil {
+		return Batch{}, err
 	}
-	return in, nil
+	return prepare([]TxInput{in}), nil
 }
 
 // DecodeBatch decodes and validates a batch; any invalid transaction
 // rejects the whole request (its Index says which) and nothing is written.
-func DecodeBatch(body []byte) ([]TxInput, *Error) {
+func DecodeBatch(body []byte) (Batch, *Error) {
 	var in BatchInput
 	if err := decodeStrict(body, &in); err != nil {
-		return nil, err
+		return Batch{}, err
 	}
-	return in.Transactions, ValidateBatch(in.Transactions)
+	if err := validateBatch(in.Transactions, fromClient); err != nil {
+		return Batch{}, err
+	}
+	return prepare(in.Transactions), nil
 }
 
-// ValidateBatch checks the size, every transaction and key uniqueness.
-func ValidateBatch(txs []TxInput) *Error {
+// validateBatch checks the size, every transaction and key uniqueness,
+// filling defaults and canonicalizing metadata in place.
+func validateBatch(txs []TxInput, from origin) *Error {
 	if len(txs) == 0 {
 		return reject(CodeInvalid, "a batch needs at least one transaction")
 	}
@@ -65,7 +156,7 @@ func ValidateBatch(txs []TxInput) *Error {
 	}
 	seen := make(map[string]int, len(txs))
 	for i := range txs {
-		if err := validateTx(&txs[i]); err != nil {
+		if err := validateTx(&txs[i], from); err != nil {
 			err.Index = i
 			return err
 		}
@@ -105,7 +196,7 @@ func fromDecodeError(de *problem.DecodeError) *Error {
 	return e
 }
 
-func validateTx(in *TxInput) *Error {
+func validateTx(in *TxInput, from origin) *Error {
 	if n := len(in.IdempotencyKey); n == 0 || n > MaxIDLength {
 		return reject(CodeInvalid, "idempotency_key is required, 1 to %d characters", MaxIDLength)
 	}
@@ -124,10 +215,10 @@ func validateTx(in *TxInput) *Error {
 	if in.Type == "" {
 		in.Type = KindPosted
 	}
-	switch in.Type {
-	case KindPosted, KindPending:
+	switch {
+	case in.Type == KindPosted || in.Type == KindPending:
 		return validatePostings(in)
-	case KindPostPending, KindVoidPending:
+	case in.Type == KindPostPending || in.Type == KindVoidPending || in.Type == KindExpirePending && from == fromExpirer:
 		if !uuidPattern.MatchString(in.PendingID) {
 			return reject(CodeInvalid, "%s needs pending_id, the id of a pending transaction", in.Type)
 		}

@@ -107,11 +107,12 @@ func TestDecodeBatchLimits(t *testing.T) {
 
 func TestDigestIgnoresFormatting(t *testing.T) {
 	t.Parallel()
-	a, err1 := ledger.DecodeTransaction([]byte(`{"idempotency_key":"k","metadata":{"a": 1},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`))
-	b, err2 := ledger.DecodeTransaction([]byte(`{ "postings":[{"asset":"USD","amount":"1","destination":"b","source":"a"}], "metadata":{"a":1}, "idempotency_key":"k", "type":"posted"}`))
+	ba, err1 := ledger.DecodeTransaction([]byte(`{"idempotency_key":"k","metadata":{"a": 1},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`))
+	bb, err2 := ledger.DecodeTransaction([]byte(`{ "postings":[{"asset":"USD","amount":"1","destination":"b","source":"a"}], "metadata":{"a":1}, "idempotency_key":"k", "type":"posted"}`))
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}
+	a, b := ba.Transactions()[0], bb.Transactions()[0]
 	if ledger.Digest(&a) != ledger.Digest(&b) {
 		t.Fatal("the same transaction, formatted differently, has two digests")
 	}
@@ -121,11 +122,12 @@ func TestDigestIgnoresFormatting(t *testing.T) {
 	}
 	// Metadata members in another order, at any depth, are the same body;
 	// numbers keep their exact text.
-	c, err1 := ledger.DecodeTransaction([]byte(`{"idempotency_key":"k","metadata":{"b":{"y":1,"x":[{"q":2,"p":1}]},"a":12345678901234567890123},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`))
-	d, err2 := ledger.DecodeTransaction([]byte(`{"idempotency_key":"k","metadata":{"a":12345678901234567890123,"b":{"x":[{"p":1,"q":2}],"y":1}},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`))
+	bc, err1 := ledger.DecodeTransaction([]byte(`{"idempotency_key":"k","metadata":{"b":{"y":1,"x":[{"q":2,"p":1}]},"a":12345678901234567890123},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`))
+	bd, err2 := ledger.DecodeTransaction([]byte(`{"idempotency_key":"k","metadata":{"a":12345678901234567890123,"b":{"x":[{"p":1,"q":2}],"y":1}},"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`))
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}
+	c, d := bc.Transactions()[0], bd.Transactions()[0]
 	if ledger.Digest(&c) != ledger.Digest(&d) {
 		t.Fatalf("metadata member order changes the digest: %s vs %s", c.Metadata, d.Metadata)
 	}
@@ -155,21 +157,23 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte(`{"transactions":[{"idempotency_key":"k","type":"pending","timeout_seconds":60,"group":"g","metadata":{"x":[1,2]},"postings":[{"source":"a:1","destination":"b/2","amount":"340282366920938463463374607431768211455","asset":"BTC"}]}]}`))
 	f.Add([]byte(`{"transactions":[{}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		txs, err := ledger.DecodeBatch(data)
+		b, err := ledger.DecodeBatch(data)
 		if err != nil {
 			if err.Code == "" || err.Status() < 400 || err.Status() > 499 {
 				t.Fatalf("error without a 4xx code: %+v", err)
 			}
 			return
 		}
+		txs := b.Transactions()
 		enc, mErr := json.Marshal(ledger.BatchInput{Transactions: txs})
 		if mErr != nil {
 			t.Fatal(mErr)
 		}
-		again, err := ledger.DecodeBatch(enc)
+		b2, err := ledger.DecodeBatch(enc)
 		if err != nil {
 			t.Fatalf("re-encoded valid batch rejected: %v\n%s", err, enc)
 		}
+		again := b2.Transactions()
 		for i := range txs {
 			if ledger.Digest(&txs[i]) != ledger.Digest(&again[i]) {
 				t.Fatalf("digest changed across a round trip: %s", enc)

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -63,14 +64,17 @@ func (e *Expirer) ExpireOnce(ctx context.Context) (int, error) {
 	if err != nil || len(refs) == 0 {
 		return 0, err
 	}
-	byTenant := map[string][]TxInput{}
+	byTenant := map[string][]string{}
 	for _, r := range refs {
-		byTenant[r.tenant] = append(byTenant[r.tenant], TxInput{IdempotencyKey: "expire:" + r.id,
-			Type: KindExpirePending, PendingID: r.id, Metadata: []byte("{}")})
+		byTenant[r.tenant] = append(byTenant[r.tenant], r.id)
 	}
 	n := 0
-	for tenant, txs := range byTenant {
-		res, err := e.pipe.submit(ctx, newRequest(tenant, txs, ""))
+	for tenant, ids := range byTenant {
+		b, bad := newExpiry(ids)
+		if bad != nil {
+			return n, fmt.Errorf("expire pending transactions of %s: %w", tenant, bad)
+		}
+		res, err := e.pipe.Submit(ctx, tenant, b)
 		if err != nil {
 			return n, err
 		}
@@ -81,4 +85,19 @@ func (e *Expirer) ExpireOnce(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// newExpiry returns the batch that expires the pending transactions ids,
+// validated like any other: expire_pending is the one kind a client cannot
+// send (see origin). The key is derived from the pending id, so processes
+// racing to expire one write it once.
+func newExpiry(ids []string) (Batch, *Error) {
+	txs := make([]TxInput, len(ids))
+	for i, id := range ids {
+		txs[i] = TxInput{IdempotencyKey: "expire:" + id, Type: KindExpirePending, PendingID: id}
+	}
+	if err := validateBatch(txs, fromExpirer); err != nil {
+		return Batch{}, err
+	}
+	return prepare(txs), nil
 }

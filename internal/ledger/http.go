@@ -163,17 +163,16 @@ func (a *API) postTransaction(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	in, bad := DecodeTransaction(body)
+	b, bad := DecodeTransaction(body)
 	if bad != nil {
 		sendError(w, bad)
 		return
 	}
-	txs := []TxInput{in}
 	if wantsAsync(r) {
-		a.accept(w, r, tn, txs)
+		a.accept(w, r, tn, b)
 		return
 	}
-	res, err := a.Pipe.submit(r.Context(), newRequest(tn, txs, "")) // decoded input is validated already
+	res, err := a.Pipe.Submit(r.Context(), tn, b)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -199,16 +198,16 @@ func (a *API) postBatch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	txs, bad := DecodeBatch(body)
+	b, bad := DecodeBatch(body)
 	if bad != nil {
 		sendError(w, bad)
 		return
 	}
 	if wantsAsync(r) {
-		a.accept(w, r, tn, txs)
+		a.accept(w, r, tn, b)
 		return
 	}
-	res, err := a.Pipe.submit(r.Context(), newRequest(tn, txs, "")) // decoded input is validated already
+	res, err := a.Pipe.Submit(r.Context(), tn, b)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -233,8 +232,8 @@ func wantsAsync(r *http.Request) bool {
 	return false
 }
 
-func (a *API) accept(w http.ResponseWriter, r *http.Request, tn string, txs []TxInput) {
-	e, _, err := a.Journal.Accept(r.Context(), tn, txs)
+func (a *API) accept(w http.ResponseWriter, r *http.Request, tn string, b Batch) {
+	e, _, err := a.Journal.Accept(r.Context(), tn, b)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -243,7 +242,7 @@ func (a *API) accept(w http.ResponseWriter, r *http.Request, tn string, txs []Tx
 	w.Header().Set("Location", url)
 	w.Header().Set("Preference-Applied", "respond-async")
 	status := http.StatusAccepted
-	if e.State != "accepted" {
+	if e.State != JournalAccepted {
 		status = http.StatusOK
 	}
 	problem.WriteJSON(w, status, map[string]any{"id": e.ID, "state": e.State, "status_url": url,

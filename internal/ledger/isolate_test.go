@@ -53,7 +53,7 @@ func TestUnstorableRequestFailsAlone(t *testing.T) {
 	errs := make(chan error, good+bad)
 	for i := range good {
 		wg.Go(func() {
-			res, err := pipe.Submit(ctx, "good", []ledger.TxInput{tx(fmt.Sprintf("g%d", i), `{}`)})
+			res, err := pipe.Submit(ctx, "good", mustBatch(t, tx(fmt.Sprintf("g%d", i), `{}`)))
 			if err != nil || res[0].Err != nil || res[0].Transaction == nil {
 				errs <- fmt.Errorf("good %d: %v %+v", i, err, res)
 			}

@@ -17,10 +17,22 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// JournalState is the state of an async request (the journal.state
+// column): accepted until the applier finishes it, then applied (at least
+// one of its transactions committed) or rejected (none did).
+type JournalState string
+
+// Journal states.
+const (
+	JournalAccepted JournalState = "accepted"
+	JournalApplied  JournalState = "applied"
+	JournalRejected JournalState = "rejected"
+)
+
 // JournalEntry is the status of an async request.
 type JournalEntry struct {
 	ID         string          `json:"id"`
-	State      string          `json:"state"` // accepted | applied | rejected
+	State      JournalState    `json:"state"`
 	AcceptedAt time.Time       `json:"accepted_at"`
 	FinishedAt *time.Time      `json:"finished_at,omitempty"`
 	Results    json.RawMessage `json:"results,omitempty"`
@@ -44,24 +56,27 @@ func NewJournal(pool *pgxpool.Pool, pipe *Pipeline, log *slog.Logger) *Journal {
 	return &Journal{pool: pool, pipe: pipe, log: log, wake: make(chan struct{}, 1)}
 }
 
-// Accept journals a validated request. A resend with the same idempotency
-// keys and body returns the first entry; the same keys with another body is
-// CodeIdempotencyConflict.
-func (j *Journal) Accept(ctx context.Context, tenant string, txs []TxInput) (JournalEntry, bool, error) {
-	keys := make([]string, len(txs))
-	for i := range txs {
-		keys[i] = txs[i].IdempotencyKey
+// Accept journals b. A resend with the same idempotency keys and body
+// returns the first entry; the same keys with another body is
+// CodeIdempotencyConflict. The zero Batch is refused with a *Error.
+func (j *Journal) Accept(ctx context.Context, tenant string, b Batch) (JournalEntry, bool, error) {
+	if b.Len() == 0 {
+		return JournalEntry{}, false, reject(CodeInvalid, "a batch needs at least one transaction")
 	}
-	if err := j.checkKeys(ctx, tenant, txs, keys); err != nil {
+	keys := make([]string, b.Len())
+	for i := range b.txs {
+		keys[i] = b.txs[i].IdempotencyKey
+	}
+	if err := j.checkKeys(ctx, tenant, b, keys); err != nil {
 		return JournalEntry{}, false, err
 	}
-	body, err := json.Marshal(BatchInput{Transactions: txs})
+	body, err := json.Marshal(BatchInput{Transactions: b.txs})
 	if err != nil {
 		return JournalEntry{}, false, err
 	}
 	digest := sha256.Sum256(body)
 	key := strings.Join(keys, "\x1f")
-	e := JournalEntry{ID: NewID(), State: "accepted"}
+	e := JournalEntry{ID: NewID(), State: JournalAccepted}
 	err = j.pool.QueryRow(ctx, `INSERT INTO journal (tenant_id, id, idempotency_key, request_digest, request, state)
 		VALUES ($1, $2, $3, $4, $5, 'accepted') RETURNING accepted_at`, tenant, e.ID, key, digest[:], string(body)).Scan(&e.AcceptedAt)
 	var pgErr *pgconn.PgError
@@ -90,7 +105,7 @@ func (j *Journal) Accept(ctx context.Context, tenant string, txs []TxInput) (Jou
 
 // checkKeys refuses, before anything is journaled, a request whose
 // idempotency key already names a different committed transaction.
-func (j *Journal) checkKeys(ctx context.Context, tenant string, txs []TxInput, keys []string) error {
+func (j *Journal) checkKeys(ctx context.Context, tenant string, b Batch, keys []string) error {
 	rows, err := j.pool.Query(ctx, `SELECT idempotency_key, request_digest FROM transactions
 		WHERE tenant_id = $1 AND idempotency_key = ANY($2)`, tenant, keys)
 	if err != nil {
@@ -109,10 +124,10 @@ func (j *Journal) checkKeys(ctx context.Context, tenant string, txs []TxInput, k
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	for i := range txs {
-		if d, ok := digests[txs[i].IdempotencyKey]; ok {
-			if want := Digest(&txs[i]); string(d) != string(want[:]) {
-				e := reject(CodeIdempotencyConflict, "idempotency key %q was used for a different transaction", txs[i].IdempotencyKey)
+	for i, k := range keys {
+		if d, ok := digests[k]; ok {
+			if want := b.digests[i]; string(d) != string(want[:]) {
+				e := reject(CodeIdempotencyConflict, "idempotency key %q was used for a different transaction", k)
 				e.Index = i
 				return e
 			}
@@ -214,6 +229,15 @@ func (j *Journal) applyPending(ctx context.Context) (int, error) {
 			addErr(j.reject(ctx, p.tenant, p.id, -1, reject(CodeMalformed, "journaled request cannot be decoded: %v", err)))
 			continue
 		}
+		// Validated again: the row is input like any other (written by an
+		// older version, or by hand). A row that fails is final, rejected
+		// with its reason for the same reason as one that cannot be decoded.
+		if bad := validateBatch(in.Transactions, fromClient); bad != nil {
+			addErr(j.reject(ctx, p.tenant, p.id, len(in.Transactions), bad))
+			continue
+		}
+		b := prepare(in.Transactions)
+		b.journalID = p.id
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -223,12 +247,12 @@ func (j *Journal) applyPending(ctx context.Context) (int, error) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			_, err := j.pipe.submit(ctx, newRequest(p.tenant, in.Transactions, p.id))
+			_, err := j.pipe.Submit(ctx, p.tenant, b)
 			var le *Error
 			if errors.As(err, &le) {
 				// Refused as a whole (e.g. isolated from its batch as
 				// unstorable): final, so record it rather than redrive.
-				err = j.reject(ctx, p.tenant, p.id, len(in.Transactions), le)
+				err = j.reject(ctx, p.tenant, p.id, b.Len(), le)
 			}
 			if err != nil {
 				addErr(err)

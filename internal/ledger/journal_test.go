@@ -28,10 +28,11 @@ func TestJournalApplierSurvivesUndecodableRows(t *testing.T) {
 	}
 	j := ledger.NewJournal(f.pool, f.pipe, slog.New(slog.DiscardHandler))
 	in := []ledger.TxInput{transfer("good", "a", "b", "5")}
-	if err := ledger.ValidateBatch(in); err != nil {
-		t.Fatal(err)
+	b, bad := ledger.NewBatch(in)
+	if bad != nil {
+		t.Fatal(bad)
 	}
-	e, _, err := j.Accept(ctx, "acme", in)
+	e, _, err := j.Accept(ctx, "acme", b)
 	if err != nil {
 		t.Fatal(err)
 	}

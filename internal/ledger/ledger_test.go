@@ -66,14 +66,27 @@ func transfer(key, src, dst, a string) ledger.TxInput {
 
 func (f *fixture) submit(t *testing.T, tenant string, txs ...ledger.TxInput) []ledger.Result {
 	t.Helper()
-	if err := ledger.ValidateBatch(txs); err != nil {
-		t.Fatalf("validate: %v", err)
+	b, bad := ledger.NewBatch(txs)
+	if bad != nil {
+		t.Fatalf("validate: %v", bad)
 	}
-	res, err := f.pipe.Submit(context.Background(), tenant, txs)
+	res, err := f.pipe.Submit(context.Background(), tenant, b)
 	if err != nil {
 		t.Fatalf("submit: %v", err)
 	}
 	return res
+}
+
+// mustBatch validates txs into a Batch. A failure fails the test; it may be
+// called from any goroutine (the zero Batch it then returns is refused by
+// Submit).
+func mustBatch(tb testing.TB, txs ...ledger.TxInput) ledger.Batch {
+	tb.Helper()
+	b, err := ledger.NewBatch(txs)
+	if err != nil {
+		tb.Errorf("validate: %v", err)
+	}
+	return b
 }
 
 func code(r ledger.Result) string {

@@ -14,21 +14,42 @@ const (
 	RuleCreditsMustNotExceedDebits = "credits_must_not_exceed_debits"
 )
 
+// Kind is a transaction's kind: its JSON "type" on input, "kind" on
+// output, and the transactions.kind column.
+type Kind string
+
 // Transaction kinds.
 const (
-	KindPosted        = "posted"         // moves funds now
-	KindPending       = "pending"        // reserves funds (two-phase, phase one)
-	KindPostPending   = "post_pending"   // posts a pending transaction, in full or in part
-	KindVoidPending   = "void_pending"   // releases a pending transaction
-	KindExpirePending = "expire_pending" // written by the expirer when a pending times out
+	KindPosted      Kind = "posted"       // moves funds now
+	KindPending     Kind = "pending"      // reserves funds (two-phase, phase one)
+	KindPostPending Kind = "post_pending" // posts a pending transaction, in full or in part
+	KindVoidPending Kind = "void_pending" // releases a pending transaction
+	// KindExpirePending is written by the expirer when a pending transaction
+	// times out. It is internal: input decoding refuses it.
+	KindExpirePending Kind = "expire_pending"
 )
+
+// State is a transaction's state (the transactions.state column). A
+// pending transaction moves once, to posted, voided or expired.
+type State string
 
 // States of a transaction row.
 const (
-	StatePosted  = "posted"
-	StatePending = "pending"
-	StateVoided  = "voided"
-	StateExpired = "expired"
+	StatePosted  State = "posted"
+	StatePending State = "pending"
+	StateVoided  State = "voided"
+	StateExpired State = "expired"
+)
+
+// Effect is what an entry does to its account's balances (the
+// entries.effect column); its side (D or C) says which of the pair.
+type Effect string
+
+// Entry effects.
+const (
+	EffectPosted  Effect = "posted"  // adds to debits_posted or credits_posted
+	EffectHold    Effect = "hold"    // adds to debits_pending or credits_pending
+	EffectRelease Effect = "release" // takes off debits_pending or credits_pending
 )
 
 // Limits. Each is a named maximum with the arithmetic behind it.
@@ -91,7 +112,7 @@ type Posting struct {
 type TxInput struct {
 	IdempotencyKey string `json:"idempotency_key"`
 	// Type is posted (default), pending, post_pending or void_pending.
-	Type     string          `json:"type,omitempty"`
+	Type     Kind            `json:"type,omitempty"`
 	Postings []Posting       `json:"postings,omitempty"`
 	Metadata json.RawMessage `json:"metadata,omitempty"`
 	// TimeoutSeconds of a pending transaction; 0 means it never expires.
@@ -110,8 +131,8 @@ type TxInput struct {
 type Transaction struct {
 	ID             string          `json:"id"`
 	IdempotencyKey string          `json:"idempotency_key"`
-	Kind           string          `json:"kind"`
-	State          string          `json:"state"`
+	Kind           Kind            `json:"kind"`
+	State          State           `json:"state"`
 	PendingID      string          `json:"pending_id,omitempty"`
 	ExpiresAt      *time.Time      `json:"expires_at,omitempty"`
 	Postings       []Posting       `json:"postings"`
@@ -125,7 +146,7 @@ type Entry struct {
 	TransactionID  string         `json:"transaction_id"`
 	Posting        int            `json:"posting"`
 	Side           string         `json:"side"`
-	Effect         string         `json:"effect"`
+	Effect         Effect         `json:"effect"`
 	Amount         amount.Uint128 `json:"amount"`
 	Asset          string         `json:"asset"`
 	DebitsPosted   amount.Uint128 `json:"debits_posted"`

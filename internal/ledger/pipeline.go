@@ -55,13 +55,14 @@ func (c *PipelineConfig) ensureDefaults() {
 	}
 }
 
-// queueSlots bounds the request channel: requests, not transactions, so a
-// flood of single-transaction requests is bounded by MaxQueuedTransactions
-// before it is bounded by this.
+// queueSlots bounds the request channel in requests; MaxQueuedTransactions
+// bounds it in transactions. Whichever is reached first, Submit returns
+// ErrOverloaded (see "Queue bound" in doc.go).
 const queueSlots = 4096
 
 // Pipeline gathers concurrent requests into batches, each applied in one
-// PostgreSQL transaction (see applyBatch), and answers each request.
+// PostgreSQL transaction (see applyBatch), and answers each request. Its
+// design (bounds, lock order, round trips, retries) is in doc.go.
 type Pipeline struct {
 	pool    *pgxpool.Pool
 	cfg     PipelineConfig
@@ -90,31 +91,18 @@ func NewPipeline(pool *pgxpool.Pool, cfg PipelineConfig, log *slog.Logger, reg p
 	return p
 }
 
-// Submit applies txs (validated) for tenant and returns one result per
-// transaction. It fails fast with ErrOverloaded when the queue is full. If
-// ctx ends while the request is queued or committing, the request may still
-// commit: callers retry with the same idempotency keys to learn the outcome.
-// Submit validates txs first (a *Error rejects the whole request, nothing
-// written), so it is safe to call with input from anywhere.
-func (p *Pipeline) Submit(ctx context.Context, tenant string, txs []TxInput) ([]Result, error) {
-	if err := ValidateBatch(txs); err != nil {
-		return nil, err
+// Submit applies b for tenant and returns one result per transaction, in
+// b's order. b is validated by construction (see Batch); only the zero
+// Batch is refused here, with a *Error. Submit fails fast with
+// ErrOverloaded when MaxQueuedTransactions would be exceeded, and with
+// ErrClosed after Close. If ctx ends while the request is queued or
+// committing, the request may still commit: callers retry with the same
+// batch (the same idempotency keys) to learn the outcome.
+func (p *Pipeline) Submit(ctx context.Context, tenant string, b Batch) ([]Result, error) {
+	if b.Len() == 0 {
+		return nil, reject(CodeInvalid, "a batch needs at least one transaction")
 	}
-	return p.submit(ctx, newRequest(tenant, txs, ""))
-}
-
-func newRequest(tenant string, txs []TxInput, journalID string) *request {
-	r := &request{tenant: tenant, journalID: journalID, items: make([]item, len(txs)), done: make(chan struct{})}
-	for i := range txs {
-		r.items[i] = item{in: &txs[i], digest: Digest(&txs[i]), id: NewID()}
-		if len(txs[i].Postings) > 0 {
-			r.items[i].postings = string(postingsJSON(txs[i].Postings))
-		}
-	}
-	return r
-}
-
-func (p *Pipeline) submit(ctx context.Context, r *request) ([]Result, error) {
+	r := newRequest(tenant, b)
 	n := int64(len(r.items))
 	if q := p.queued.Add(n); q > int64(p.cfg.MaxQueuedTransactions) {
 		p.queued.Add(-n)
@@ -126,19 +114,9 @@ func (p *Pipeline) submit(ctx context.Context, r *request) ([]Result, error) {
 	if p.cfg.Naive {
 		return p.applyNow(ctx, r)
 	}
-	p.mu.RLock()
-	if p.closed {
-		p.mu.RUnlock()
-		return nil, ErrClosed
+	if err := p.enqueue(r); err != nil {
+		return nil, err
 	}
-	select {
-	case p.queue <- r:
-	default:
-		p.mu.RUnlock()
-		p.metrics.rejected.Inc()
-		return nil, ErrOverloaded
-	}
-	p.mu.RUnlock()
 	select {
 	case <-r.done:
 	case <-ctx.Done():
@@ -148,6 +126,33 @@ func (p *Pipeline) submit(ctx context.Context, r *request) ([]Result, error) {
 		return nil, r.err
 	}
 	return results(r), nil
+}
+
+// newRequest gives each transaction of b its id: a UUIDv7 taken at
+// submission, so ids sort by arrival.
+func newRequest(tenant string, b Batch) *request {
+	r := &request{tenant: tenant, journalID: b.journalID, items: make([]item, len(b.txs)), done: make(chan struct{})}
+	for i := range b.txs {
+		r.items[i] = item{in: &b.txs[i], digest: b.digests[i], id: NewID(), postings: b.postings[i]}
+	}
+	return r
+}
+
+// enqueue hands r to a committer without blocking: a full channel is
+// ErrOverloaded, a closed pipeline ErrClosed.
+func (p *Pipeline) enqueue(r *request) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return ErrClosed
+	}
+	select {
+	case p.queue <- r:
+		return nil
+	default:
+		p.metrics.rejected.Inc()
+		return ErrOverloaded
+	}
 }
 
 func (p *Pipeline) applyNow(ctx context.Context, r *request) ([]Result, error) {

@@ -61,7 +61,7 @@ func benchHot(b *testing.B, cfg ledger.PipelineConfig) {
 		for pb.Next() {
 			i := n.Add(1)
 			tx := transfer(fmt.Sprint(b.N, "-", i), fmt.Sprint("u", i%100), "hot", "1")
-			if _, err := pipe.Submit(ctx, "t", []ledger.TxInput{tx}); err != nil {
+			if _, err := pipe.Submit(ctx, "t", mustBatch(b, tx)); err != nil {
 				b.Error(err)
 				return
 			}

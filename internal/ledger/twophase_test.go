@@ -170,7 +170,7 @@ func TestIdempotencyAcrossAndWithinBatches(t *testing.T) {
 	done := make(chan ledger.Result, 8)
 	for range 8 {
 		go func() {
-			res, err := f.pipe.Submit(context.Background(), "acme", []ledger.TxInput{transfer("race", "a", "b", "1")})
+			res, err := f.pipe.Submit(context.Background(), "acme", mustBatch(t, transfer("race", "a", "b", "1")))
 			if err != nil {
 				t.Error(err)
 			}

@@ -1,14 +1,14 @@
 package ledger
 
 import (
-	"math"
-
 	"encoding/json"
 	"fmt"
-	"github.com/bulwark-ledger/bulwark/internal/amount"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/bulwark-ledger/bulwark/internal/amount"
 )
 
 // queueWrites queues every write of the batch: bulk inserts of
@@ -36,7 +36,7 @@ func (b *batchState) queueTransactions(batch *pgx.Batch) {
 		if p := b.pending[acctKey{r.tenant, t.ID}]; p != nil && t.Kind == KindPending {
 			t.State = p.state // created and resolved within this batch
 		}
-		tenants[i], ids[i], keys[i], kinds[i], states[i] = r.tenant, t.ID, t.IdempotencyKey, t.Kind, t.State
+		tenants[i], ids[i], keys[i], kinds[i], states[i] = r.tenant, t.ID, t.IdempotencyKey, string(t.Kind), string(t.State)
 		d := r.digest
 		digests[i] = d[:]
 		postings[i], metas[i] = r.postings, string(t.Metadata)
@@ -64,7 +64,7 @@ func (b *batchState) queueEntries(batch *pgx.Batch) {
 	tenants, accts, txIDs, sides, effects, assets := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	seqs, postings := make([]int64, n), make([]int32, n)
 	for i, e := range b.entries {
-		tenants[i], accts[i], txIDs[i], sides[i], effects[i], assets[i] = e.key.tenant, e.key.id, e.txID, string(e.side), e.effect, e.asset
+		tenants[i], accts[i], txIDs[i], sides[i], effects[i], assets[i] = e.key.tenant, e.key.id, e.txID, string(e.side), string(e.effect), e.asset
 		seqs[i], postings[i] = e.seq, int32(e.posting)
 	}
 	// Amounts and balances travel as bigint arrays when every one of the
@@ -147,7 +147,7 @@ func (b *batchState) queuePendingStates(batch *pgx.Batch) {
 	var tenants, ids, states []string
 	for k, p := range b.pending {
 		if p.changed && !p.created {
-			tenants, ids, states = append(tenants, k.tenant), append(ids, k.id), append(states, p.state)
+			tenants, ids, states = append(tenants, k.tenant), append(ids, k.id), append(states, string(p.state))
 		}
 	}
 	if len(ids) == 0 {
@@ -167,18 +167,18 @@ func queueJournal(batch *pgx.Batch, reqs []*request) error {
 			continue
 		}
 		res := make([]Result, len(r.items))
-		state := "rejected"
+		state := JournalRejected
 		for i := range r.items {
 			res[i] = r.items[i].res
 			if res[i].Err == nil {
-				state = "applied"
+				state = JournalApplied
 			}
 		}
 		out, err := json.Marshal(res)
 		if err != nil {
 			return fmt.Errorf("journal %s: marshal outcome: %w", r.journalID, err)
 		}
-		tenants, ids, states, outcomes = append(tenants, r.tenant), append(ids, r.journalID), append(states, state), append(outcomes, string(out))
+		tenants, ids, states, outcomes = append(tenants, r.tenant), append(ids, r.journalID), append(states, string(state)), append(outcomes, string(out))
 	}
 	if len(ids) == 0 {
 		return nil
