@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bulwark-ledger/bulwark/internal/problem"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/bulwark-ledger/bulwark/internal/problem"
 )
 
 // classifyTest reads the route from the path and the claims from headers;
@@ -190,7 +191,7 @@ func TestMiddlewarePanicReleasesSlot(t *testing.T) {
 	c, _ := newTestController(t, Config{})
 	h := c.Middleware(classifyTest, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic("boom") }))
 	func() {
-		defer func() { recover() }()
+		defer func() { _ = recover() }() // the panic is the test's point
 		serve(h, "GET", "/reads", nil)
 	}()
 	if n := c.Stats().Inflight; n != 0 {

@@ -3,6 +3,7 @@ package admission
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -119,8 +120,8 @@ func NewReads[V any](cfg ReadsConfig, opts ...Option) (*Reads[V], error) {
 	}, []string{"cache", "result"})
 	if o.reg != nil {
 		if err := o.reg.Register(vec); err != nil {
-			are, ok := err.(prometheus.AlreadyRegisteredError)
-			if !ok {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
 				return nil, fmt.Errorf("register reads metrics: %w", err)
 			}
 			vec = are.ExistingCollector.(*prometheus.CounterVec)

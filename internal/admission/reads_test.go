@@ -40,7 +40,7 @@ func TestReadsCoalesce(t *testing.T) {
 		wg.Go(func() {
 			v, stale, err := r.Do(context.Background(), "k", fn)
 			if err != nil || v != "v" || stale {
-				errs <- fmt.Errorf("got %q %v %v", v, stale, err)
+				errs <- fmt.Errorf("got %q %v %w", v, stale, err)
 			}
 		})
 	}
@@ -152,7 +152,7 @@ func TestReadsStaleWhenShed(t *testing.T) {
 		})
 		if err != nil {
 			if !WriteError(w, err) {
-				http.Error(w, err.Error(), 502)
+				http.Error(w, err.Error(), http.StatusBadGateway)
 			}
 			return
 		}
@@ -191,7 +191,9 @@ func TestReadsBounded(t *testing.T) {
 	for i := range 5 {
 		clk.Advance(time.Millisecond)
 		k := fmt.Sprint(i)
-		r.Do(context.Background(), k, func(context.Context) (string, error) { return k, nil })
+		if _, _, err := r.Do(context.Background(), k, func(context.Context) (string, error) { return k, nil }); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if n := r.Len(); n != 3 {
 		t.Fatalf("%d entries, want MaxEntries 3", n)

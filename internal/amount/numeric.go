@@ -47,7 +47,7 @@ func fromNumeric(n pgtype.Numeric) (Uint128, error) {
 	case n.NaN:
 		return Uint128{}, fmt.Errorf("NaN: %w", ErrRange)
 	case n.InfinityModifier == pgtype.Infinity:
-		return Uint128{}, fmt.Errorf("Infinity: %w", ErrRange)
+		return Uint128{}, fmt.Errorf("numeric infinity: %w", ErrRange)
 	case n.InfinityModifier == pgtype.NegativeInfinity:
 		return Uint128{}, fmt.Errorf("-Infinity: %w", ErrRange)
 	case n.Int == nil || n.Int.Sign() == 0:

@@ -58,7 +58,7 @@ func TestPostgresRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	got, err := pgx.CollectRows(mustQuery(t, conn, "SELECT id, v, v::text FROM amounts ORDER BY id"),
+	got, err := pgx.CollectRows(mustQuery(t, conn, "SELECT id, v, v::text FROM amounts ORDER BY id"), //nolint:rowserrcheck // pgx.CollectRows checks rows.Err
 		func(row pgx.CollectableRow) (amount.Uint128, error) {
 			var (
 				id   int
@@ -80,7 +80,7 @@ func TestPostgresRoundTrip(t *testing.T) {
 
 func mustQuery(t *testing.T, conn *pgx.Conn, sql string) pgx.Rows {
 	t.Helper()
-	rows, err := conn.Query(context.Background(), sql)
+	rows, err := conn.Query(context.Background(), sql) //nolint:rowserrcheck // returned to pgx.CollectRows, which checks rows.Err
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,11 @@ directory and removes it afterwards. Targets: relay ≥ 50% of decode_only, p99 
 				if err != nil {
 					return err
 				}
-				defer c.Stop()
+				defer func() {
+					if err := c.Stop(); err != nil {
+						fmt.Fprintln(os.Stderr, "bench cdc: stop the scratch cluster:", err)
+					}
+				}()
 				base = c.URL("postgres")
 			}
 			url, drop, err := scratchDatabase(ctx, base, "bulwark_bench_cdc")

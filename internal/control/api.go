@@ -171,7 +171,7 @@ func rawValue(raw json.RawMessage) (string, error) {
 	case '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", fmt.Errorf("%w: %v", ErrInvalidValue, err)
+			return "", fmt.Errorf("%w: %w", ErrInvalidValue, err)
 		}
 		return s, nil
 	case 'n':

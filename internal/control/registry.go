@@ -175,7 +175,7 @@ func (d *keyDef) parse(text string) (Value, error) {
 	}
 	if p := d.validate.Load(); p != nil {
 		if err := (*p)(v.String()); err != nil {
-			return Value{}, fmt.Errorf("%w: %v", ErrInvalidValue, err)
+			return Value{}, fmt.Errorf("%w: %w", ErrInvalidValue, err)
 		}
 	}
 	return v, nil

@@ -153,7 +153,7 @@ func (s *Store) inTx(ctx context.Context, tenant string, fn func(tx pgx.Tx, vers
 	if err != nil {
 		return fmt.Errorf("control: begin: %w", err)
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	defer tx.Rollback(ctx) // a no-op after commit
 	if tenant != GlobalTenant {
 		var ok bool
 		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", tenant).Scan(&ok); err != nil {
@@ -183,7 +183,7 @@ func (s *Store) inTx(ctx context.Context, tenant string, fn func(tx pgx.Tx, vers
 
 // currentTx returns tenant's overrides of keys inside tx.
 func currentTx(ctx context.Context, tx pgx.Tx, tenant string, keys []string) (map[string]string, error) {
-	rows, err := tx.Query(ctx, `SELECT key, value FROM control_settings WHERE tenant_id = $1 AND key = ANY($2)`, tenant, keys)
+	rows, err := tx.Query(ctx, `SELECT key, value FROM control_settings WHERE tenant_id = $1 AND key = ANY($2)`, tenant, keys) //nolint:rowserrcheck // pgx.ForEachRow checks rows.Err
 	if err != nil {
 		return nil, fmt.Errorf("control: read overrides: %w", err)
 	}
@@ -380,7 +380,7 @@ func (s *Store) Settings(ctx context.Context, tenant string) (TenantSettings, er
 		if err := tx.QueryRow(ctx, "SELECT version FROM control_version").Scan(&out.Version); err != nil {
 			return err
 		}
-		rows, _ := tx.Query(ctx, `SELECT tenant_id, key, value FROM control_settings WHERE tenant_id IN ($1, '*')`, tenant)
+		rows, _ := tx.Query(ctx, `SELECT tenant_id, key, value FROM control_settings WHERE tenant_id IN ($1, '*')`, tenant) //nolint:rowserrcheck // pgx.ForEachRow returns the query's error and checks rows.Err
 		var t, k, v string
 		if _, err := pgx.ForEachRow(rows, []any{&t, &k, &v}, func() error {
 			if t == tenant {

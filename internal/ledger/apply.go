@@ -254,7 +254,7 @@ func readJournalLock(br pgx.BatchResults, reqs []*request) error {
 		r.journalDone = true
 		var res []Result
 		if err := json.Unmarshal(outcome, &res); err != nil || len(res) != len(r.items) {
-			return fmt.Errorf("journal %s: outcome does not match its request: %v", id, err)
+			return fmt.Errorf("journal %s: outcome does not match its request: %w", id, err)
 		}
 		for i := range r.items {
 			r.items[i].res = res[i]

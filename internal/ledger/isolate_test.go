@@ -55,7 +55,7 @@ func TestUnstorableRequestFailsAlone(t *testing.T) {
 		wg.Go(func() {
 			res, err := pipe.Submit(ctx, "good", mustBatch(t, tx(fmt.Sprintf("g%d", i), `{}`)))
 			if err != nil || res[0].Err != nil || res[0].Transaction == nil {
-				errs <- fmt.Errorf("good %d: %v %+v", i, err, res)
+				errs <- fmt.Errorf("good %d: %w %+v", i, err, res)
 			}
 		})
 	}
@@ -68,7 +68,7 @@ func TestUnstorableRequestFailsAlone(t *testing.T) {
 			_, err := pipe.SubmitUnchecked(ctx, "evil", []ledger.TxInput{in})
 			var le *ledger.Error
 			if !errors.As(err, &le) || le.Code != ledger.CodeUnstorable || le.Status() != 400 {
-				errs <- fmt.Errorf("bad %d: %v, want %s", i, err, ledger.CodeUnstorable)
+				errs <- fmt.Errorf("bad %d: %w, want %s", i, err, ledger.CodeUnstorable)
 			}
 		})
 	}

@@ -47,7 +47,7 @@ func (o *oneByOne) Query() (pgx.Rows, error) {
 	if err != nil {
 		return nil, err
 	}
-	return o.conn.Query(o.ctx, q.SQL, q.Arguments...)
+	return o.conn.Query(o.ctx, q.SQL, q.Arguments...) //nolint:rowserrcheck // returned to the caller, which reads it as a batch result
 }
 
 func (o *oneByOne) QueryRow() pgx.Row {

@@ -199,7 +199,6 @@ func (p *Pipeline) commitLoop() {
 	var carry *request
 	for {
 		first := carry
-		carry = nil
 		if first == nil {
 			var ok bool
 			if first, ok = <-p.queue; !ok {

@@ -46,12 +46,19 @@ func benchHot(b *testing.B, cfg ledger.PipelineConfig) {
 		b.Fatal(err)
 	}
 	defer pool.Close()
-	pool.Exec(ctx, "INSERT INTO tenants (id) VALUES ('t')")
-	store := ledger.NewStore(pool)
-	for i := range 100 {
-		store.CreateAccount(ctx, "t", ledger.AccountInput{ID: fmt.Sprint("u", i), Asset: "USD", Rule: "none", Metadata: []byte("{}")})
+	if _, err := pool.Exec(ctx, "INSERT INTO tenants (id) VALUES ('t')"); err != nil {
+		b.Fatal(err)
 	}
-	store.CreateAccount(ctx, "t", ledger.AccountInput{ID: "hot", Asset: "USD", Rule: "none", Metadata: []byte("{}")})
+	store := ledger.NewStore(pool)
+	for i := range 101 {
+		id := fmt.Sprint("u", i)
+		if i == 100 {
+			id = "hot"
+		}
+		if _, _, err := store.CreateAccount(ctx, "t", ledger.AccountInput{ID: id, Asset: "USD", Rule: "none", Metadata: []byte("{}")}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	pipe := ledger.NewPipeline(pool, cfg, slog.New(slog.DiscardHandler), nil)
 	defer pipe.Close()
 	var n atomic.Int64

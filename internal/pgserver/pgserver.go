@@ -258,7 +258,7 @@ func StopDir(ctx context.Context, cfg Config) error {
 	if lock == nil {
 		return fmt.Errorf("%w: process %d runs the PostgreSQL server under %s; stop it first", ErrInUse, owner, dir)
 	}
-	defer lock.release()
+	defer func() { _ = lock.release() }() // only probing: nothing depends on the close
 	pid, err := livePostmaster(dir)
 	if err != nil || pid == 0 {
 		return err

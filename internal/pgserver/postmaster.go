@@ -147,7 +147,7 @@ func (c *Cluster) waitReady(ctx context.Context, pm *postmaster) error {
 			return nil
 		}
 		if done, werr := pm.exited(); done {
-			return fmt.Errorf("pgserver: postgres exited during start (%v)\nserver log:\n%s", werr, c.logTail())
+			return fmt.Errorf("pgserver: postgres exited during start (%w)\nserver log:\n%s", werr, c.logTail())
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("pgserver: server did not accept connections within %s: %w\nserver log:\n%s",

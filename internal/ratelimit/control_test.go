@@ -44,7 +44,7 @@ func TestFollowsControlPlane(t *testing.T) {
 	if !l.Try(ratelimit.Key{Tenant: "globex", Task: "recompute"}) {
 		t.Fatal("another tenant was paused")
 	}
-	waiting := waitAsync(l, ctx, key)
+	waiting := waitAsync(ctx, l, key)
 	select {
 	case err := <-waiting:
 		t.Fatalf("Wait returned %v while paused", err)

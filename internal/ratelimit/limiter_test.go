@@ -62,7 +62,7 @@ var key = ratelimit.Key{Tenant: "acme", Task: "recompute", Partition: 3}
 // a loaded machine; tests never assert a lower bound tighter than the rate.
 const generous = 5 * time.Second
 
-func waitAsync(l *ratelimit.Limiter, ctx context.Context, k ratelimit.Key) <-chan error {
+func waitAsync(ctx context.Context, l *ratelimit.Limiter, k ratelimit.Key) <-chan error {
 	done := make(chan error, 1)
 	go func() { done <- l.Wait(ctx, k) }()
 	return done
@@ -79,7 +79,7 @@ func TestPausedAtZeroResumesWhenRateRises(t *testing.T) {
 	if err := l.Wait(ctx, key); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait at rate 0 = %v, want deadline exceeded", err)
 	}
-	done := waitAsync(l, context.Background(), key)
+	done := waitAsync(context.Background(), l, key)
 	select {
 	case err := <-done:
 		t.Fatalf("Wait returned %v while paused", err)
@@ -108,7 +108,7 @@ func TestPauseWhileWaitingForToken(t *testing.T) {
 	if !l.Try(key) {
 		t.Fatal("first token refused")
 	}
-	done := waitAsync(l, context.Background(), key)
+	done := waitAsync(context.Background(), l, key)
 	time.Sleep(20 * time.Millisecond)
 	rates.Set("recompute", 0) // pause: the waiter must keep waiting
 	select {
@@ -196,7 +196,7 @@ func TestBoundedBuckets(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var waiters []<-chan error
 	for p := range int32(4) {
-		waiters = append(waiters, waitAsync(l, ctx, ratelimit.Key{Tenant: fmt.Sprint("t", p), Task: "recompute"}))
+		waiters = append(waiters, waitAsync(ctx, l, ratelimit.Key{Tenant: fmt.Sprint("t", p), Task: "recompute"}))
 	}
 	deadline := time.Now().Add(generous)
 	for pausedWaiters(t, reg) < 4 {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bulwark-ledger/bulwark/internal/ledger/verify"
@@ -76,8 +77,7 @@ type op struct {
 }
 
 type outcome struct {
-	id       string // committed transaction id (sync), or journal id (async)
-	rejected bool
+	id string // committed transaction id (sync), or journal id (async)
 }
 
 // TestCrashRecovery runs load against two server processes on one database,
@@ -226,22 +226,16 @@ func checkExactlyOnce(t *testing.T, url string, acked map[string]outcome) {
 		t.Fatalf("invariants after crashes: %s", rep)
 	}
 	stored := map[string]string{}
-	rows, _ := pool.Query(ctx, "SELECT idempotency_key, id::text FROM transactions WHERE tenant_id = 'acme'")
-	for rows.Next() {
-		var k, id string
-		if err := rows.Scan(&k, &id); err != nil {
-			t.Fatal(err)
-		}
-		stored[k] = id
+	var k, id string
+	rows, _ := pool.Query(ctx, "SELECT idempotency_key, id::text FROM transactions WHERE tenant_id = 'acme'") //nolint:rowserrcheck // pgx.ForEachRow checks rows.Err
+	if _, err := pgx.ForEachRow(rows, []any{&k, &id}, func() error { stored[k] = id; return nil }); err != nil {
+		t.Fatal(err)
 	}
 	journal := map[string]string{}
-	rows, _ = pool.Query(ctx, "SELECT id::text, state FROM journal")
-	for rows.Next() {
-		var id, state string
-		if err := rows.Scan(&id, &state); err != nil {
-			t.Fatal(err)
-		}
-		journal[id] = state
+	var state string
+	rows, _ = pool.Query(ctx, "SELECT id::text, state FROM journal") //nolint:rowserrcheck // pgx.ForEachRow checks rows.Err
+	if _, err := pgx.ForEachRow(rows, []any{&id, &state}, func() error { journal[id] = state; return nil }); err != nil {
+		t.Fatal(err)
 	}
 	for key, o := range acked {
 		if st, isJournal := journal[o.id]; isJournal {

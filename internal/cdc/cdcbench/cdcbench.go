@@ -69,8 +69,7 @@ const (
 	topic = "bench.public.bench_rows"
 )
 
-// Run runs both modes and prints a table to out.
-func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
+func (cfg *Config) ensureDefaults() {
 	if cfg.Rows == 0 {
 		cfg.Rows = 100_000
 	}
@@ -83,6 +82,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+}
+
+// Run runs both modes and prints a table to out.
+func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
+	cfg.ensureDefaults()
 	rep := Report{Rows: cfg.Rows}
 	conn, err := pgx.Connect(ctx, cfg.PostgresURL)
 	if err != nil {
@@ -125,7 +129,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 		if _, err := dc.CreateSlot(ctx, slot, false); err != nil {
 			return rep, err
 		}
-		defer conn.Exec(context.Background(), `SELECT pg_drop_replication_slot($1)`, slot)
+		defer func() { _, _ = conn.Exec(context.Background(), `SELECT pg_drop_replication_slot($1)`, slot) }() // best effort
 	}
 	dc.Close(context.Background())
 
@@ -352,7 +356,7 @@ func newConsumer(ctx context.Context, brokers []string) (*kgo.Client, error) {
 	}
 	end, ok := ends.Lookup(topic, 0)
 	if !ok || end.Err != nil {
-		return nil, fmt.Errorf("end offset of %s: %v", topic, end.Err)
+		return nil, fmt.Errorf("end offset of %s: %w", topic, end.Err)
 	}
 	return kgo.NewClient(kgo.SeedBrokers(brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(end.Offset)}}),
@@ -435,7 +439,9 @@ func latencies(ctx context.Context, cfg Config, rcfg relay.Config, w *writer, re
 		return err
 	}
 	dc.Close(context.Background())
-	defer w.conn.Exec(context.Background(), `SELECT pg_drop_replication_slot('bench_decode_lat')`)
+	defer func() {
+		_, _ = w.conn.Exec(context.Background(), `SELECT pg_drop_replication_slot('bench_decode_lat')`)
+	}() // best effort
 	var dlat []float64
 	go func() { _, _, err := stream(ctx, cfg.PostgresURL, "bench_decode_lat", rows, &dlat); errc <- err }()
 	time.Sleep(500 * time.Millisecond)

@@ -126,7 +126,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("PostgresURL is required"))
 	}
 	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("Brokers is required"))
+		errs = append(errs, errors.New("brokers are required (Config.Brokers)"))
 	}
 	if err := repl.ValidSlotName(c.Slot); err != nil {
 		errs = append(errs, err)

@@ -129,63 +129,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	defer child.stop()
 
-	var wg sync.WaitGroup
-	stopWriter := make(chan struct{})
-	var writeErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		g := &gen{r: rand.New(rand.NewPCG(cfg.Seed, 1)), m: m}
-		wconn, err := pgx.Connect(ctx, cfg.PostgresURL)
-		if err != nil {
-			writeErr = err
-			return
-		}
-		defer wconn.Close(context.Background())
-		for n := 0; ; n++ {
-			select {
-			case <-stopWriter:
-				if n >= cfg.MinTxns {
-					return
-				}
-			default:
-			}
-			if err := m.apply(ctx, wconn, g.plan()); err != nil {
-				writeErr = fmt.Errorf("workload: %w", err)
-				return
-			}
-			time.Sleep(time.Duration(g.r.IntN(3)) * time.Millisecond)
-		}
-	}()
-	for i := range cfg.Kills {
-		d := 300*time.Millisecond + time.Duration(rng.IntN(1500))*time.Millisecond
-		if i == 0 && rng.IntN(3) > 0 {
-			// Aim the first kill inside the snapshot: the exported snapshot
-			// dies with the process and the next relay must resume.
-			d = 0
-			_ = waitSnapshot(ctx, child.env, b.Addrs(), false)
-		}
-		time.Sleep(d)
-		if rng.IntN(2) == 0 {
-			f, err := injectFault(ctx, rng, &b, bdir, port)
-			if err != nil {
-				return rep, err
-			}
-			rep.Faults = append(rep.Faults, f)
-			time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
-		}
-		cfg.Log.Info("verify: SIGKILL relay", "kill", i+1)
-		if err := child.kill(); err != nil {
-			return rep, err
-		}
-		if err := child.start(); err != nil {
-			return rep, err
-		}
+	stopWriter := startWriter(ctx, cfg, m)
+	if err := killRelay(ctx, cfg, rng, child, &b, bdir, port, &rep); err != nil {
+		_ = stopWriter()
+		return rep, err
 	}
-	close(stopWriter)
-	wg.Wait()
-	if writeErr != nil {
-		return rep, writeErr
+	if err := stopWriter(); err != nil {
+		return rep, err
 	}
 	// The end marker must come from the stream: wait until the snapshot
 	// (possibly resumed late by a restarted relay) is complete.
@@ -209,6 +159,76 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return rep, fmt.Errorf("%w: %d (seed %d), first: %s", ErrViolation, len(rep.Violations), cfg.Seed, rep.Violations[0])
 	}
 	return rep, nil
+}
+
+// startWriter runs the workload on its own connection until the returned
+// stop is called and at least cfg.MinTxns transactions were written; stop
+// waits for it and returns its error.
+func startWriter(ctx context.Context, cfg Config, m *model) (stop func() error) {
+	var wg sync.WaitGroup
+	stopc := make(chan struct{})
+	var writeErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		g := &gen{r: rand.New(rand.NewPCG(cfg.Seed, 1)), m: m}
+		wconn, err := pgx.Connect(ctx, cfg.PostgresURL)
+		if err != nil {
+			writeErr = err
+			return
+		}
+		defer wconn.Close(context.Background())
+		for n := 0; ; n++ {
+			select {
+			case <-stopc:
+				if n >= cfg.MinTxns {
+					return
+				}
+			default:
+			}
+			if err := m.apply(ctx, wconn, g.plan()); err != nil {
+				writeErr = fmt.Errorf("workload: %w", err)
+				return
+			}
+			time.Sleep(time.Duration(g.r.IntN(3)) * time.Millisecond)
+		}
+	}()
+	return func() error {
+		close(stopc)
+		wg.Wait()
+		return writeErr
+	}
+}
+
+// killRelay SIGKILLs and restarts the relay cfg.Kills times at random
+// moments, injecting a broker fault before half of the kills.
+func killRelay(ctx context.Context, cfg Config, rng *rand.Rand, child *relayProc, b **broker.Embedded, bdir string, port int, rep *Report) error {
+	for i := range cfg.Kills {
+		d := 300*time.Millisecond + time.Duration(rng.IntN(1500))*time.Millisecond
+		if i == 0 && rng.IntN(3) > 0 {
+			// Aim the first kill inside the snapshot: the exported snapshot
+			// dies with the process and the next relay must resume.
+			d = 0
+			_ = waitSnapshot(ctx, child.env, (*b).Addrs(), false)
+		}
+		time.Sleep(d)
+		if rng.IntN(2) == 0 {
+			f, err := injectFault(ctx, rng, b, bdir, port)
+			if err != nil {
+				return err
+			}
+			rep.Faults = append(rep.Faults, f)
+			time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+		}
+		cfg.Log.Info("verify: SIGKILL relay", "kill", i+1)
+		if err := child.kill(); err != nil {
+			return err
+		}
+		if err := child.start(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func setup(ctx context.Context, conn *pgx.Conn, m *model, rows int) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -118,22 +119,26 @@ func (g *gen) change(payload string) op {
 	return op{sql: fmt.Sprintf(`DELETE FROM %s WHERE %s`, table, where), args: args, key: k, step: step{"d", v}}
 }
 
+// mustAtoi parses a key part the generator wrote itself: anything but a
+// number is a programmer error.
+func mustAtoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		panic(fmt.Sprintf("verify: key part %q: %v", s, err))
+	}
+	return n
+}
+
 func keyWhere(key string) (string, []any) {
 	table, k, _ := strings.Cut(key, "/")
 	switch table {
 	case "v_tag":
 		kk, n, _ := strings.Cut(k, "|")
-		var id int
-		fmt.Sscan(n, &id)
-		return "k = $1 AND n = $2", []any{kk, id}
+		return "k = $1 AND n = $2", []any{kk, mustAtoi(n)}
 	case "v_full":
-		var id int
-		fmt.Sscan(k, &id)
-		return "a = $1", []any{id}
+		return "a = $1", []any{mustAtoi(k)}
 	}
-	var id int
-	fmt.Sscan(k, &id)
-	return "id = $1", []any{id}
+	return "id = $1", []any{mustAtoi(k)}
 }
 
 // plan generates the next transaction: ordinary commits, rollbacks,
