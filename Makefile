@@ -11,7 +11,7 @@ TEST_P    ?= 2
 # concurrent by design (about 70 s for the suite on 2 cores).
 TEST_FLAGS ?= -race
 
-.PHONY: run test build setup vet fuzz bench-ledger bench-overload bench-cdc crash-test cdc-verify-long clean
+.PHONY: run test lint vulncheck build setup vet fuzz bench-ledger bench-overload bench-cdc crash-test cdc-verify-long clean
 
 run: setup build
 	@dir="$(DATA_DIR)"; [ -n "$$dir" ] || dir="$$(./scripts/datadir.sh)"; \
@@ -23,6 +23,18 @@ test:
 	@BULWARK_NEED_CC=$(if $(findstring -race,$(TEST_FLAGS)),1,0) ./scripts/setup.sh
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) -tags bulwark_invariants -p $(TEST_P) -count=1 -timeout 15m ./...
+
+# The lint gate (run by .ci/run before make test): golangci-lint with
+# .golangci.yml, then govulncheck against an offline database. Both tools
+# are pinned in go.mod (tool directives): a fresh machine fetches them from
+# the module proxy.
+lint:
+	@./scripts/setup.sh
+	$(GO) tool golangci-lint run ./...
+	./scripts/vulncheck.sh
+
+vulncheck:
+	./scripts/vulncheck.sh
 
 build:
 	$(GO) build -o $(BIN) ./cmd/bulwark

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bulwark-ledger/bulwark/internal/ledger/ledgerbench"
+	"github.com/bulwark-ledger/bulwark/internal/bench/ledgerbench"
 )
 
 var _ = register(newBenchCmd)

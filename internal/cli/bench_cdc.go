@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bulwark-ledger/bulwark/internal/cdc/cdcbench"
+	"github.com/bulwark-ledger/bulwark/internal/bench/cdcbench"
 	"github.com/bulwark-ledger/bulwark/internal/pgserver"
 )
 

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bulwark-ledger/bulwark/internal/admission/overloadbench"
+	"github.com/bulwark-ledger/bulwark/internal/bench/overloadbench"
 )
 
 func newBenchOverloadCmd() *cobra.Command {

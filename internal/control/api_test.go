@@ -1,7 +1,6 @@
 package control_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bulwark-ledger/bulwark/internal/cli"
 	"github.com/bulwark-ledger/bulwark/internal/control"
 	"github.com/bulwark-ledger/bulwark/internal/tenant"
 )
@@ -78,57 +76,5 @@ func TestAPIErrorsChangeNothing(t *testing.T) {
 	}
 	if ts, _ := s.Settings(context.Background(), "acme"); ts.Version != 0 {
 		t.Errorf("version moved to %d", ts.Version)
-	}
-}
-
-// TestCLI runs the bulwark control commands against the API.
-func TestCLI(t *testing.T) {
-	srv, s := newServer(t)
-	run := func(args ...string) string {
-		t.Helper()
-		var out bytes.Buffer
-		root := cli.Root()
-		root.SetOut(&out)
-		root.SetArgs(append(args, "--server", srv.URL, "--key", adminKey))
-		if err := root.ExecuteContext(context.Background()); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-		return out.String()
-	}
-	out := run("control", "set", "--tenant", "acme", "tasks.recompute.rate_per_partition=0", "quota.burst=7",
-		"--reason", "surge", "--operator", "alice")
-	if !strings.Contains(out, "version 1") {
-		t.Errorf("set printed %q", out)
-	}
-	out = run("control", "get", "--tenant", "acme", "tasks.recompute.rate_per_partition")
-	if !strings.Contains(out, "tasks.recompute.rate_per_partition  0      tenant") {
-		t.Errorf("get printed %q", out)
-	}
-	run("control", "unset", "--tenant", "acme", "quota.burst")
-	run("control", "preset", "apply", "surge", "--tenant", "acme", "--reason", "incident 42")
-	run("control", "preset", "revert", "surge", "--tenant", "acme")
-	out = run("control", "history", "--tenant", "acme", "--setting", "tasks.agg_backfill.rate_per_partition")
-	for _, want := range []string{"surge (revert)", "admin", "incident 42"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("history lacks %q:\n%s", want, out)
-		}
-	}
-	if out := run("control", "keys"); !strings.Contains(out, "tasks.export_huge.rate_per_partition") {
-		t.Errorf("keys printed %q", out)
-	}
-	if out := run("control", "preset", "list"); !strings.Contains(out, "surge:") {
-		t.Errorf("preset list printed %q", out)
-	}
-	ts, _ := s.Settings(context.Background(), "acme")
-	for _, st := range ts.Settings {
-		if st.Key == recompute && (st.Value != "0" || st.Source != "tenant") {
-			t.Errorf("after revert recompute = %+v, want 0 from tenant", st)
-		}
-	}
-	root := cli.Root()
-	root.SetOut(&bytes.Buffer{})
-	root.SetArgs([]string{"control", "set", "--tenant", "acme", "quota.burst=lots", "--server", srv.URL, "--key", adminKey})
-	if err := root.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "invalid_setting_value") {
-		t.Errorf("bad value error = %v", err)
 	}
 }

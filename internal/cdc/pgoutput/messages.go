@@ -1,30 +1,21 @@
 package pgoutput
 
 import (
-	"fmt"
 	"time"
+
+	"github.com/bulwark-ledger/bulwark/internal/cdc/repl"
 )
 
-// LSN is a PostgreSQL write-ahead log position.
-type LSN uint64
+// LSN is a PostgreSQL write-ahead log position (the replication
+// protocol's type, package repl).
+type LSN = repl.LSN
 
-// String formats the LSN the way PostgreSQL does (high/low in hex).
-func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint32(l>>32), uint32(l)) }
+// ParseLSN parses the textual LSN form "hi/lo"; see repl.ParseLSN.
+func ParseLSN(s string) (LSN, error) { return repl.ParseLSN(s) }
 
-// ParseLSN parses the textual LSN form "hi/lo" (two hex numbers), e.g. "16/B374D848".
-func ParseLSN(s string) (LSN, error) {
-	var hi, lo uint32
-	if _, err := fmt.Sscanf(s, "%X/%X", &hi, &lo); err != nil {
-		return 0, fmt.Errorf("parse LSN %q: %w", s, err)
-	}
-	return LSN(uint64(hi)<<32 | uint64(lo)), nil
-}
-
-// pgEpoch is the origin of PostgreSQL's timestamps (microseconds since).
-var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// PGTime converts microseconds since 2000-01-01 UTC to a time.Time.
-func PGTime(us int64) time.Time { return pgEpoch.Add(time.Duration(us) * time.Microsecond) }
+// PGTime converts microseconds since 2000-01-01 UTC to a time.Time; see
+// repl.PGTime.
+func PGTime(us int64) time.Time { return repl.PGTime(us) }
 
 // Message is one decoded pgoutput message.
 type Message interface{ msgType() byte }
@@ -178,13 +169,3 @@ func (*StreamStart) msgType() byte    { return 'S' }
 func (*StreamStop) msgType() byte     { return 'E' }
 func (*StreamCommit) msgType() byte   { return 'c' }
 func (*StreamAbort) msgType() byte    { return 'A' }
-
-// MarshalText encodes the LSN in PostgreSQL's form, for JSON.
-func (l LSN) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
-
-// UnmarshalText parses PostgreSQL's form.
-func (l *LSN) UnmarshalText(b []byte) error {
-	v, err := ParseLSN(string(b))
-	*l = v
-	return err
-}

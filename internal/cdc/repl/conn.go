@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/bulwark-ledger/bulwark/internal/cdc/pgoutput"
 )
 
 // Conn is a replication connection (replication=database).
@@ -71,7 +69,7 @@ func (c *Conn) exec(ctx context.Context, sql string) ([]*pgconn.Result, error) {
 type System struct {
 	SystemID string
 	Timeline int
-	XLogPos  pgoutput.LSN
+	XLogPos  LSN
 	DBName   string
 }
 
@@ -90,7 +88,7 @@ func (c *Conn) IdentifySystem(ctx context.Context) (System, error) {
 	if _, err := fmt.Sscan(string(row[1]), &s.Timeline); err != nil {
 		return System{}, fmt.Errorf("repl: IDENTIFY_SYSTEM timeline: %w", err)
 	}
-	if s.XLogPos, err = pgoutput.ParseLSN(string(row[2])); err != nil {
+	if s.XLogPos, err = ParseLSN(string(row[2])); err != nil {
 		return System{}, err
 	}
 	s.DBName = string(row[3])
@@ -112,7 +110,7 @@ type Slot struct {
 	Name string
 	// ConsistentPoint is where the slot's stream starts: every transaction
 	// committed before it is visible in Snapshot, none after.
-	ConsistentPoint pgoutput.LSN
+	ConsistentPoint LSN
 	// Snapshot names the exported snapshot, valid until this connection
 	// runs its next command or closes.
 	Snapshot string
@@ -137,7 +135,7 @@ func (c *Conn) CreateSlot(ctx context.Context, name string, temporary bool) (Slo
 		return Slot{}, errors.New("repl: CREATE_REPLICATION_SLOT: unexpected result shape")
 	}
 	row := res[0].Rows[0]
-	lsn, err := pgoutput.ParseLSN(string(row[1]))
+	lsn, err := ParseLSN(string(row[1]))
 	if err != nil {
 		return Slot{}, err
 	}

@@ -9,8 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
-
-	"github.com/bulwark-ledger/bulwark/internal/cdc/pgoutput"
 )
 
 // MaxBufferedFrames bounds the frames received but not yet taken by Recv.
@@ -35,7 +33,7 @@ type Stream struct {
 
 // StartReplication starts streaming slot from start (0 means the slot's
 // confirmed position). The returned Stream owns the connection until Close.
-func (c *Conn) StartReplication(ctx context.Context, slot string, start pgoutput.LSN, opts Options) (*Stream, error) {
+func (c *Conn) StartReplication(ctx context.Context, slot string, start LSN, opts Options) (*Stream, error) {
 	if err := ValidSlotName(slot); err != nil {
 		return nil, err
 	}
@@ -128,7 +126,7 @@ func (s *Stream) Err() error { return s.err }
 
 // SendStatus sends a standby status update. flushed is what the server may
 // consider durably consumed (the slot's confirmed_flush_lsn).
-func (s *Stream) SendStatus(written, flushed pgoutput.LSN, replyRequested bool) error {
+func (s *Stream) SendStatus(written, flushed LSN, replyRequested bool) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	fe := s.conn.pg.Frontend()

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/bulwark-ledger/bulwark/internal/cdc/pgoutput"
 )
 
 // Frame is one message of the CopyBoth stream: XLogData ('w') or a primary
@@ -14,9 +12,9 @@ import (
 type Frame struct {
 	Kind byte // 'w' or 'k'
 	// WALStart is the position of Data in the WAL (XLogData only).
-	WALStart pgoutput.LSN
+	WALStart LSN
 	// ServerWALEnd is the end of WAL on the server.
-	ServerWALEnd   pgoutput.LSN
+	ServerWALEnd   LSN
 	ServerTime     time.Time
 	ReplyRequested bool   // keepalive only
 	Data           []byte // XLogData payload: one pgoutput message
@@ -37,9 +35,9 @@ func ParseFrame(data []byte) (Frame, error) {
 		}
 		return Frame{
 			Kind:         'w',
-			WALStart:     pgoutput.LSN(binary.BigEndian.Uint64(data[1:])),
-			ServerWALEnd: pgoutput.LSN(binary.BigEndian.Uint64(data[9:])),
-			ServerTime:   pgoutput.PGTime(int64(binary.BigEndian.Uint64(data[17:]))),
+			WALStart:     LSN(binary.BigEndian.Uint64(data[1:])),
+			ServerWALEnd: LSN(binary.BigEndian.Uint64(data[9:])),
+			ServerTime:   PGTime(int64(binary.BigEndian.Uint64(data[17:]))),
 			Data:         append([]byte(nil), data[25:]...),
 		}, nil
 	case 'k':
@@ -48,8 +46,8 @@ func ParseFrame(data []byte) (Frame, error) {
 		}
 		return Frame{
 			Kind:           'k',
-			ServerWALEnd:   pgoutput.LSN(binary.BigEndian.Uint64(data[1:])),
-			ServerTime:     pgoutput.PGTime(int64(binary.BigEndian.Uint64(data[9:]))),
+			ServerWALEnd:   LSN(binary.BigEndian.Uint64(data[1:])),
+			ServerTime:     PGTime(int64(binary.BigEndian.Uint64(data[9:]))),
 			ReplyRequested: data[17] == 1,
 		}, nil
 	}
@@ -59,13 +57,13 @@ func ParseFrame(data []byte) (Frame, error) {
 // StatusUpdate encodes a standby status update ('r'). written and flushed
 // are the positions after the last byte received and made durable;
 // PostgreSQL advances the slot's confirmed_flush_lsn to flushed.
-func StatusUpdate(written, flushed, applied pgoutput.LSN, now time.Time, replyRequested bool) []byte {
+func StatusUpdate(written, flushed, applied LSN, now time.Time, replyRequested bool) []byte {
 	b := make([]byte, 34)
 	b[0] = 'r'
 	binary.BigEndian.PutUint64(b[1:], uint64(written))
 	binary.BigEndian.PutUint64(b[9:], uint64(flushed))
 	binary.BigEndian.PutUint64(b[17:], uint64(applied))
-	binary.BigEndian.PutUint64(b[25:], uint64(now.Sub(pgoutput.PGTime(0)).Microseconds()))
+	binary.BigEndian.PutUint64(b[25:], uint64(now.Sub(PGTime(0)).Microseconds()))
 	if replyRequested {
 		b[33] = 1
 	}

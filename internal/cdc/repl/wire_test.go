@@ -3,8 +3,6 @@ package repl
 import (
 	"testing"
 	"time"
-
-	"github.com/bulwark-ledger/bulwark/internal/cdc/pgoutput"
 )
 
 func FuzzParseFrame(f *testing.F) {
@@ -32,7 +30,7 @@ func TestStatusUpdateRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fr.ServerWALEnd != pgoutput.LSN(10) || !fr.ServerTime.Equal(now) {
+	if fr.ServerWALEnd != LSN(10) || !fr.ServerTime.Equal(now) {
 		t.Fatalf("round trip: %+v", fr)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/bulwark-ledger/bulwark/internal/cdc/cdcbench"
+	"github.com/bulwark-ledger/bulwark/internal/bench/cdcbench"
 	"github.com/bulwark-ledger/bulwark/internal/pgtest"
 )
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bulwark-ledger/bulwark/internal/ledger/ledgerbench"
+	"github.com/bulwark-ledger/bulwark/internal/bench/ledgerbench"
 	"github.com/bulwark-ledger/bulwark/internal/pgtest"
 )
 

@@ -92,7 +92,7 @@ func checkJSONShape(t *testing.T, path string) {
 // TestRunFull runs the full bench, as `bulwark bench overload` will, when
 // BULWARK_BENCH_OVERLOAD_JSON names the file for its report:
 //
-//	BULWARK_BENCH_OVERLOAD_JSON=/tmp/overload.json go test -run RunFull -v -timeout 10m ./internal/admission/overloadbench
+//	BULWARK_BENCH_OVERLOAD_JSON=/tmp/overload.json go test -run RunFull -v -timeout 10m ./internal/bench/overloadbench
 func TestRunFull(t *testing.T) {
 	path := os.Getenv("BULWARK_BENCH_OVERLOAD_JSON")
 	if path == "" {
