@@ -12,8 +12,6 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/bench/ledgerbench"
 )
 
-var _ = register(newBenchCmd)
-
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Benchmark programs: measure Bulwark on this machine, side by side with baselines"}
 	cmd.AddCommand(newBenchLedgerCmd(), newBenchOverloadCmd(), newBenchCDCCmd())

@@ -22,8 +22,6 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/cdc/verify"
 )
 
-var _ = register(newCDCCmd)
-
 // cdcFlags are the flags shared by the cdc commands.
 type cdcFlags struct {
 	db          dbFlags

@@ -14,8 +14,6 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/control"
 )
 
-var _ = register(newControlCmd)
-
 func newControlCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "control",

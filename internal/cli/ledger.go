@@ -10,8 +10,6 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/ledger/verify"
 )
 
-var _ = register(newLedgerCmd)
-
 func newLedgerCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "ledger", Short: "Ledger maintenance: verify invariants, archive old entries"}
 	cmd.AddCommand(newLedgerVerifyCmd(), newLedgerArchiveCmd())

@@ -9,8 +9,6 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/pgserver"
 )
 
-var _ = register(newPGCmd)
-
 func newPGCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "pg", Short: "The embedded PostgreSQL cluster under --data-dir"}
 	cmd.AddCommand(newPGStopCmd())

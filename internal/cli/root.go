@@ -15,19 +15,17 @@ func Root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	for _, add := range commands {
-		root.AddCommand(add())
-	}
+	// Every top-level command, listed here rather than registered by
+	// package-level side effects: the tree is what this function says.
+	root.AddCommand(
+		newServeCmd(),
+		newTenantCmd(),
+		newAPIKeyCmd(),
+		newLedgerCmd(),
+		newControlCmd(),
+		newCDCCmd(),
+		newPGCmd(),
+		newBenchCmd(),
+	)
 	return root
-}
-
-// commands lists the constructors of the top-level commands; each domain's
-// file appends its own in a var block so files stay independent.
-var commands []func() *cobra.Command
-
-// register adds a top-level command constructor; files call it from a
-// package-level var so that each domain's commands live in its own file.
-func register(f func() *cobra.Command) struct{} {
-	commands = append(commands, f)
-	return struct{}{}
 }

@@ -13,8 +13,6 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/server"
 )
 
-var _ = register(newServeCmd)
-
 func newServeCmd() *cobra.Command {
 	var cfg server.Config
 	var roles, logLevel, kafka string

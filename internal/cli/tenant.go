@@ -6,11 +6,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-var (
-	_ = register(newTenantCmd)
-	_ = register(newAPIKeyCmd)
-)
-
 func newTenantCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "tenant", Short: "Manage tenants (admin key)"}
 	var api apiFlags

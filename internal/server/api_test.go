@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/bulwark-ledger/bulwark/internal/server"
 )
 
 func transferBody(key, src, dst, amt string) map[string]any {
@@ -142,5 +144,23 @@ func TestAsyncJournalAppliesAndReportsOutcome(t *testing.T) {
 	again := c.do(t, "POST", "/v1/transactions", transferBody("j1", "a", "b", "10"), "Prefer", "respond-async")
 	if again.body["id"] != ok.body["id"] {
 		t.Fatalf("resend journaled twice: %v vs %v", again.body["id"], ok.body["id"])
+	}
+}
+
+// TestEveryRoleServesOps: a process without the api role still serves
+// /metrics, /healthz and /readyz, and answers other paths with a problem.
+func TestEveryRoleServesOps(t *testing.T) {
+	t.Parallel()
+	c, _ := startServerRoles(t, server.RoleWorkers)
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		if r := c.do(t, "GET", p, nil); r.status != 200 {
+			t.Errorf("workers-only %s: %d", p, r.status)
+		}
+	}
+	if r := c.do(t, "GET", "/metrics", nil); !strings.Contains(string(r.raw), "bulwark_control_applied_version") {
+		t.Error("workers-only /metrics lacks the control plane's metrics")
+	}
+	if r := c.do(t, "GET", "/v1/accounts/a", nil); r.status != 404 || r.body["code"] != "not_found" {
+		t.Errorf("tenant route on a workers-only process: %d %s", r.status, r.raw)
 	}
 }

@@ -1,8 +1,11 @@
-// Package server assembles a Bulwark process: storage (embedded or
-// external), migrations, the roles it runs, and the HTTP edge. It owns every
-// goroutine it starts and shuts them down in order: stop accepting HTTP,
-// drain in-flight requests, drain the commit pipeline, stop background
-// workers, close the pool, stop the embedded PostgreSQL.
+// Package server assembles a Bulwark process from its role table
+// (process.go): storage (embedded or external), migrations, the control
+// plane, then the components of each role it runs, and HTTP with /metrics,
+// /healthz and /readyz in every process. It owns every goroutine it starts
+// and shuts them down in reverse order of start: stop accepting HTTP and
+// drain in-flight requests, stop the relay then its broker, the workers,
+// drain the commit pipeline, stop the control plane, close the pool, stop
+// the embedded PostgreSQL.
 package server
 
 import (
@@ -12,28 +15,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/bulwark-ledger/bulwark/internal/admission"
 	"github.com/bulwark-ledger/bulwark/internal/cdc/relay"
-	"github.com/bulwark-ledger/bulwark/internal/control"
-	"github.com/bulwark-ledger/bulwark/internal/edge"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
 	"github.com/bulwark-ledger/bulwark/internal/pgserver"
 	"github.com/bulwark-ledger/bulwark/internal/schema"
-	"github.com/bulwark-ledger/bulwark/internal/tenant"
 )
 
 // Config of one process.
@@ -79,13 +75,6 @@ type Config struct {
 	Ready func(addr string)
 }
 
-// Roles.
-const (
-	RoleAPI     = "api"
-	RoleWorkers = "workers"
-	RoleCDC     = "cdc"
-)
-
 func (c *Config) ensureDefaults() error {
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
@@ -103,11 +92,13 @@ func (c *Config) ensureDefaults() error {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
 	if len(c.Roles) == 0 {
-		c.Roles = []string{RoleAPI, RoleWorkers, RoleCDC}
+		for _, r := range roles {
+			c.Roles = append(c.Roles, r.name)
+		}
 	}
 	for _, r := range c.Roles {
-		if r != RoleAPI && r != RoleWorkers && r != RoleCDC {
-			return fmt.Errorf("unknown role %q (api, workers, cdc)", r)
+		if !slices.ContainsFunc(roles, func(x role) bool { return x.name == r }) {
+			return fmt.Errorf("unknown role %q (%s)", r, strings.Join(roleNames(), ", "))
 		}
 	}
 	return nil
@@ -125,157 +116,6 @@ func (c *Config) has(role string) bool {
 // ErrNoDatabase is returned with Config.ExistingOnly when there is no
 // initialised Bulwark database to open.
 var ErrNoDatabase = errors.New("no initialised Bulwark database")
-
-// Run runs the process until ctx ends, then shuts down in order.
-func Run(ctx context.Context, cfg Config) error {
-	if err := cfg.ensureDefaults(); err != nil {
-		return err
-	}
-	log := cfg.Logger
-	pool, pgURL, stopPG, err := openStorage(ctx, &cfg)
-	if err != nil {
-		return err
-	}
-	defer stopPG()
-	defer pool.Close()
-	if cfg.AdminKey == "" {
-		if cfg.AdminKey, err = loadAdminKey(cfg.DataDir); err != nil {
-			return err
-		}
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	// The control plane runs in every role: each process applies tenant
-	// settings within a second of a change and keeps the last known good
-	// ones when the database is unreachable.
-	creg := control.NewRegistry()
-	if err := creg.SetValidator(control.KeyAdmissionRules, func(text string) error {
-		if strings.TrimSpace(text) == "" {
-			return nil // empty means edge.DefaultRules
-		}
-		_, err := admission.ParseRules([]byte(text))
-		return err
-	}); err != nil {
-		return err
-	}
-	watcher := control.NewWatcher(pool, creg, log, reg)
-	ctl, err := admission.New(cfg.Admission, admission.WithRegisterer(reg))
-	if err != nil {
-		return fmt.Errorf("admission: %w", err)
-	}
-	front := edge.New(ctl, log)
-	if err := front.Apply(watcher.Current()); err != nil {
-		return err
-	}
-	cancelOnChange := watcher.OnChange(func(s *control.Snapshot) {
-		if err := front.Apply(s); err != nil {
-			log.Error("apply settings to admission; previous values kept", "err", err)
-		}
-	})
-	defer cancelOnChange()
-	if err := watcher.Sync(ctx); err != nil {
-		log.Warn("control settings: serving defaults until the store answers", "err", err)
-	} else if err := front.Apply(watcher.Current()); err != nil {
-		log.Error("apply settings to admission; previous values kept", "err", err)
-	}
-	always, actx := errgroup.WithContext(context.WithoutCancel(ctx))
-	actx, stopAlways := context.WithCancel(actx)
-	always.Go(func() error { return watcher.Run(actx) })
-	defer func() {
-		stopAlways()
-		_ = always.Wait()
-	}()
-
-	pipe := ledger.NewPipeline(pool, cfg.Pipeline, log, reg)
-	defer pipe.Close() // after HTTP has drained: answers in-flight requests
-	journal := ledger.NewJournal(pool, pipe, log)
-	// Account reads: always fresh (a read after an acknowledged write sees
-	// it), coalesced per account; the last value, up to a minute old, is
-	// served marked stale only when a read is shed or the database fails.
-	reads, err := admission.NewReads[ledger.Account](admission.ReadsConfig{Name: "accounts"},
-		admission.WithRegisterer(reg))
-	if err != nil {
-		return err
-	}
-	api := &ledger.API{Store: ledger.NewStore(pool), Pipe: pipe, Journal: journal, Log: log,
-		AccountReads: edge.AccountReads(reads)}
-	tenants := tenant.NewStore(pool, cfg.AdminKey)
-
-	// Workers are independent: one failing (a relay whose slot was
-	// invalidated) must not stop the others, so no shared cancellation.
-	var workers errgroup.Group
-	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
-	if cfg.has(RoleWorkers) {
-		workers.Go(func() error { return journal.Run(wctx) })
-		workers.Go(func() error { return ledger.NewExpirer(pool, pipe, log, 0).Run(wctx) })
-		workers.Go(func() error { return ledger.NewPartitioner(pool, log).Run(wctx) })
-	}
-	if cfg.has(RoleCDC) {
-		r, closeBroker, err := newRelay(ctx, cfg, pgURL, reg)
-		if err != nil {
-			stopWorkers()
-			_ = workers.Wait()
-			return err
-		}
-		defer closeBroker() // after the relay has stopped
-		workers.Go(func() error {
-			if err := r.Run(wctx); err != nil {
-				log.Error("cdc relay stopped; the ledger keeps serving (see bulwark cdc status)", "err", err)
-			}
-			return nil
-		})
-	}
-	// Every process serves /metrics, /healthz and /readyz; the api role adds
-	// the front door.
-	ops := edge.Ops(reg, pool.Ping)
-	var h http.Handler
-	if cfg.has(RoleAPI) {
-		h = front.Handler(ops, edge.Routes{Tenants: tenants, Ledger: api,
-			Control: control.NewAPI(control.NewStore(pool, creg), log)}, reg)
-	} else {
-		h = edge.Instrument(reg, log, ops)
-	}
-	serveErr := serve(ctx, cfg, h)
-	stopWorkers()
-	if err := workers.Wait(); err != nil && !errors.Is(err, context.Canceled) {
-		serveErr = errors.Join(serveErr, err)
-	}
-	log.Info("stopped")
-	return serveErr
-}
-
-func serve(ctx context.Context, cfg Config, h http.Handler) error {
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
-	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	cfg.Logger.Info("serving", "addr", ln.Addr().String(), "roles", strings.Join(cfg.Roles, ","))
-	if cfg.Ready != nil {
-		cfg.Ready(ln.Addr().String())
-	}
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("drain http: %w", err)
-	}
-	return nil
-}
 
 // OpenStorage connects to cfg.PostgresURL, or starts the embedded cluster
 // under cfg.DataDir, and migrates: what Run does first, for commands that
