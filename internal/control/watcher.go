@@ -290,7 +290,6 @@ func (w *Watcher) reload(ctx context.Context, trigger string) error {
 	s, bad := buildSnapshot(w.defs, version, rows, w.now())
 	w.snap.Store(s)
 	close(old.superseded)
-	w.m.version.Set(float64(version))
 	w.m.invalid.Set(float64(bad))
 	w.m.reloads.WithLabelValues(trigger).Inc()
 	w.m.propagation.Observe(max(0, w.now().Sub(changed).Seconds()))
@@ -300,6 +299,10 @@ func (w *Watcher) reload(ctx context.Context, trigger string) error {
 	for _, fn := range w.subs {
 		fn(s)
 	}
+	// Last: the version says the snapshot is applied, its subscribers
+	// (admission rules and quotas) included, so tests and operators can
+	// wait on it.
+	w.m.version.Set(float64(version))
 	return nil
 }
 

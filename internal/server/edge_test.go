@@ -35,12 +35,11 @@ func TestQuotaFromControlPlaneAppliesLive(t *testing.T) {
 		}
 	}
 	unset := map[string]any{"unset": []string{"quota.requests_per_sec", "quota.burst"}, "reason": "test"}
-	if r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/acme", unset); r.status != 200 {
+	r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/acme", unset)
+	if r.status != 200 {
 		t.Fatalf("unset quota: %d %s", r.status, r.raw)
 	}
-	time.Sleep(1100 * time.Millisecond)         // propagation takes < 1 s
-	acme.do(t, "GET", "/v1/accounts/none", nil) // applies the new quota; tokens carry over
-	time.Sleep(200 * time.Millisecond)          // 200 tokens at the default 1,000/s
+	waitApplied(t, admin, r) // the raised quota starts with a full bucket
 	ok := 0
 	for range 20 {
 		if r := acme.do(t, "GET", "/v1/accounts/none", nil); r.status == 404 {
@@ -87,10 +86,11 @@ func TestSurgePresetTightensCrawlerQuota(t *testing.T) {
 	}
 	bot := &client{base: admin.base, key: r.body["key"].(string), http: admin.http}
 	crawl := func() int { return bot.do(t, "GET", "/v1/accounts/none", nil, "Bulwark-Traffic", "crawler").status }
-	if r := admin.do(t, "POST", "/v1/admin/presets/surge/apply", map[string]string{"tenant": "acme", "reason": "test"}); r.status != 200 {
+	r = admin.do(t, "POST", "/v1/admin/presets/surge/apply", map[string]string{"tenant": "acme", "reason": "test"})
+	if r.status != 200 {
 		t.Fatalf("apply surge: %d %s", r.status, r.raw)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	waitApplied(t, admin, r)
 	limited := 0
 	for range 20 {
 		if crawl() == 429 {
@@ -103,10 +103,11 @@ func TestSurgePresetTightensCrawlerQuota(t *testing.T) {
 	if s := bot.do(t, "GET", "/v1/accounts/none", nil).status; s != 404 {
 		t.Fatalf("normal traffic of the same key under surge: %d", s)
 	}
-	if r := admin.do(t, "POST", "/v1/admin/presets/surge/revert", map[string]string{"tenant": "acme", "reason": "test"}); r.status != 200 {
+	r = admin.do(t, "POST", "/v1/admin/presets/surge/revert", map[string]string{"tenant": "acme", "reason": "test"})
+	if r.status != 200 {
 		t.Fatalf("revert surge: %d %s", r.status, r.raw)
 	}
-	time.Sleep(1500 * time.Millisecond) // propagation, then 50/s refills the bucket
+	waitApplied(t, admin, r) // the raised crawler quota starts with a full bucket
 	for i := range 10 {
 		if s := crawl(); s != 404 {
 			t.Fatalf("after revert, crawler request %d: %d", i, s)
@@ -134,14 +135,15 @@ func TestPriorityWeightRaisesTenantLevel(t *testing.T) {
 	}
 	set := func(kv map[string]string) {
 		t.Helper()
-		if r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/acme", map[string]any{"set": kv, "reason": "test"}); r.status != 200 {
+		r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/acme", map[string]any{"set": kv, "reason": "test"})
+		if r.status != 200 {
 			t.Fatalf("set %v: %d %s", kv, r.status, r.raw)
 		}
+		waitApplied(t, admin, r)
 	}
 	set(map[string]string{"quota.requests_per_sec": "1", "quota.burst": "1"})
 	before := levelOf429()
 	set(map[string]string{"priority.weight": "100"})
-	time.Sleep(1100 * time.Millisecond) // propagation takes < 1 s
 	after := levelOf429()
 	if after <= before {
 		t.Fatalf("priority level %v after raising the weight, %v before", after, before)
@@ -199,10 +201,11 @@ func TestBatchTrafficBurstIsItsOwnSetting(t *testing.T) {
 	}
 	c := &client{base: admin.base, key: k.body["key"].(string), http: admin.http}
 	set := map[string]any{"set": map[string]string{"quota.batch.requests_per_sec": "0", "quota.batch.burst": "4"}, "reason": "test"}
-	if r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/acme", set); r.status != 200 {
+	r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/acme", set)
+	if r.status != 200 {
 		t.Fatalf("set batch quota: %d %s", r.status, r.raw)
 	}
-	time.Sleep(1100 * time.Millisecond) // settings reach every process within 1 s
+	waitApplied(t, admin, r)
 	passed := 0
 	for range 8 {
 		if r := c.do(t, "GET", "/v1/accounts/none", nil, "Bulwark-Traffic", "batch"); r.status == 404 {
@@ -213,5 +216,23 @@ func TestBatchTrafficBurstIsItsOwnSetting(t *testing.T) {
 	}
 	if passed != 4 {
 		t.Fatalf("%d of 8 batch requests passed with quota.batch.burst 4 and no refill, want 4", passed)
+	}
+}
+
+// waitApplied waits until this process has applied the settings version
+// that the change answered r reports (bulwark_control_applied_version is
+// set once admission has the new rules and quotas): no fixed sleeps.
+func waitApplied(t *testing.T, c *client, r response) {
+	t.Helper()
+	want, ok := r.body["version"].(float64)
+	if !ok {
+		t.Fatalf("settings change without a version: %s", r.raw)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for metricValue(t, c, "bulwark_control_applied_version") < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("settings version %v not applied within 3 s (propagation budget 1 s)", want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
