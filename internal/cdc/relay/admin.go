@@ -60,7 +60,7 @@ func ReadStatus(ctx context.Context, cfg Config) (Status, error) {
 		return st, err
 	}
 	defer cl.Close()
-	ckpt, _, err := readCheckpoint(ctx, kadmClient(cl), kafkaBase(&cfg), cfg.CheckpointTopic, cfg.Slot)
+	ckpt, _, err := readCheckpoint(ctx, cl, cfg.CheckpointTopic, cfg.Slot)
 	if err != nil {
 		return st, err
 	}
@@ -125,7 +125,7 @@ func reset(ctx context.Context, cfg Config, force bool, next func(*Checkpoint) *
 		return err
 	}
 	defer sk.close()
-	ckpt, _, err := readCheckpoint(ctx, sk.adm, kafkaBase(&cfg), cfg.CheckpointTopic, cfg.Slot)
+	ckpt, _, err := readCheckpoint(ctx, sk.cl, cfg.CheckpointTopic, cfg.Slot)
 	if err != nil {
 		return err
 	}

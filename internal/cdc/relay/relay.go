@@ -185,7 +185,7 @@ func (r *Relay) session(ctx context.Context) error {
 		return err
 	}
 	defer sk.close()
-	ckpt, topicExisted, err := readCheckpoint(ctx, sk.adm, kafkaBase(cfg), cfg.CheckpointTopic, cfg.Slot)
+	ckpt, topicExisted, err := readCheckpoint(ctx, sk.cl, cfg.CheckpointTopic, cfg.Slot)
 	if err != nil {
 		return err
 	}
