@@ -456,3 +456,21 @@ func TestLostReplicationConnection(t *testing.T) {
 		t.Fatalf("%d distinct events, want 601", len(seen))
 	}
 }
+
+// TestPublicationDropped: the walsender's "publication does not exist"
+// (SQLSTATE 42704) stops the relay with the typed ErrPublicationMissing,
+// found through the catalog rather than the message text.
+func TestPublicationDropped(t *testing.T) {
+	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY)`, `CREATE PUBLICATION p FOR TABLE a`)
+	stop, done := e.start(e.config())
+	consume(t, e.b.Addrs(), "bulwark.cdc.checkpoints", 2) // initial and snapshot-done
+	exec(t, e.conn, `DROP PUBLICATION p`, `INSERT INTO a VALUES (1)`)
+	select {
+	case err := <-done:
+		if !errors.Is(err, relay.ErrPublicationMissing) {
+			t.Fatalf("relay ended with %v, want ErrPublicationMissing", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("relay still running 60 s after its publication was dropped (stop: %v)", stop())
+	}
+}
