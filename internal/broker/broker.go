@@ -8,6 +8,12 @@
 // (every produced batch is fsynced before it is acknowledged); losing the
 // disk loses the stream. Use a real Kafka or Redpanda cluster for anything
 // that needs replication.
+//
+// kfake does not persist its transaction coordinator, so a crash of the
+// process running it leaves transactions without markers; StartEmbedded
+// repairs them before publishing its address (recover.go). ReadRange reads
+// a partition range by fetch position, for readers that must know they
+// reached an offset (the relay's checkpoint, the repair).
 package broker
 
 import (
