@@ -43,7 +43,7 @@ import (
 //     the relay's checkpoint aborted, the relay relayed them again).
 //
 // So after an unclean shutdown StartEmbedded repairs the log before anyone
-// can connect: it loads the directory into a private instance on a port
+// can connect: it rebuilds torn segment indexes, loads the directory into a private instance on a port
 // nobody knows, reads every partition from its stable point (below which
 // every transaction was decided on disk) to its end with read_uncommitted,
 // and for each transaction without a marker on some partition writes one
@@ -130,6 +130,8 @@ type RecoveryReport struct {
 	// Aborted and Committed list the transactions closed with a marker,
 	// as "topic/partition@first-offset pid=… epoch=…".
 	Aborted, Committed []string
+	// Indexes lists the segment indexes rebuilt (index.go).
+	Indexes []string
 	// Unrepairable counts transactions left without a marker in the middle
 	// of a log by an earlier version (their producer went on with a later
 	// epoch): a marker can only be appended, so they stay as kfake reads
@@ -172,6 +174,12 @@ type tp struct {
 // aborted.
 func repair(ctx context.Context, dir string) (RecoveryReport, error) {
 	var rep RecoveryReport
+	// Before kfake reads an index torn by the crash (index.go).
+	fixed, err := repairIndexes(filepath.Join(dir, "data"))
+	if err != nil {
+		return rep, err
+	}
+	rep.Indexes = fixed
 	// kfake's snapshot path skips its crash handling; the full replay
 	// rebuilds the aborted ranges and stable offsets from the markers on
 	// disk, which is what the repair reads and writes.

@@ -33,7 +33,8 @@ func newRelay(ctx context.Context, cfg Config, pgURL string, reg prometheus.Regi
 			if rep := e.Recovery(); rep != nil {
 				cfg.Logger.Warn("embedded kafka broker: repaired after an unclean shutdown",
 					"partitions", rep.Partitions, "records_scanned", rep.Records,
-					"aborted", rep.Aborted, "committed", rep.Committed, "unrepairable", rep.Unrepairable)
+					"aborted", rep.Aborted, "committed", rep.Committed, "indexes", rep.Indexes,
+					"unrepairable", rep.Unrepairable)
 			}
 		}
 	}

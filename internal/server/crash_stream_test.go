@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -94,9 +95,14 @@ func TestCrashStream(t *testing.T) {
 		}
 	}
 	slices.Sort(resume)
-	t.Logf("kills %d, transactions acknowledged %d (database %d), events checked %d (transactions %d, entries %d), duplicates %d, gaps %d, out of order %d, extra %d, time to resume max %v median %v, runtime %v",
+	repairs, aborted, committed, indexes := brokerRepairs(t, dir)
+	t.Logf("kills %d, transactions acknowledged %d (database %d), events checked %d (transactions %d, entries %d), duplicates %d, gaps %d, out of order %d, extra %d, time to resume max %v median %v, broker repairs %d (open transactions aborted %d, half-committed completed %d, torn indexes rebuilt %d), runtime %v",
 		kills, len(ld.acked), len(dbTx), rep.events, rep.txns, rep.entries, rep.duplicates, rep.gaps, rep.disorder, rep.extra,
-		resume[len(resume)-1].Round(time.Millisecond), resume[len(resume)/2].Round(time.Millisecond), time.Since(began).Round(time.Second))
+		resume[len(resume)-1].Round(time.Millisecond), resume[len(resume)/2].Round(time.Millisecond),
+		repairs, aborted, committed, indexes, time.Since(began).Round(time.Second))
+	if repairs != kills {
+		t.Errorf("%d broker repairs logged after %d SIGKILLs: every restart must detect the unclean shutdown", repairs, kills)
+	}
 	if err != nil {
 		t.Errorf("reading the stream to its end: %v", err)
 	}
@@ -130,6 +136,38 @@ func waitResumed(t *testing.T, c *client, sr *streamReader, dir string, started 
 		return 0, fmt.Errorf("stream did not resume within %v: %w", resumeBound, err)
 	}
 	return time.Since(started), nil
+}
+
+// brokerRepairs counts the embedded broker's repairs in the serve logs and
+// the transactions they aborted and completed and the indexes rebuilt.
+func brokerRepairs(t *testing.T, dir string) (repairs, aborted, committed, indexes int) {
+	t.Helper()
+	logs, err := filepath.Glob(filepath.Join(dir, "serve-*.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			var l struct {
+				Msg       string   `json:"msg"`
+				Aborted   []string `json:"aborted"`
+				Committed []string `json:"committed"`
+				Indexes   []string `json:"indexes"`
+			}
+			if json.Unmarshal([]byte(line), &l) != nil || !strings.Contains(l.Msg, "repaired after an unclean shutdown") {
+				continue
+			}
+			repairs++
+			aborted += len(l.Aborted)
+			committed += len(l.Committed)
+			indexes += len(l.Indexes)
+		}
+	}
+	return repairs, aborted, committed, indexes
 }
 
 // loader drives transfers over HTTP and remembers what was acknowledged.
