@@ -190,68 +190,11 @@ func repair(ctx context.Context, dir string) (RecoveryReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("broker: load for repair: %w", err)
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			c.Close()
-		}
-	}()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ClientID("bulwark-broker-repair"))
+	ends, err := finishOpen(ctx, c, readStable(dir), &rep)
+	c.Close()
 	if err != nil {
 		return rep, err
 	}
-	defer cl.Close()
-	topics, err := kadm.NewClient(cl).ListTopics(ctx)
-	if err != nil {
-		return rep, fmt.Errorf("broker: repair: list topics: %w", err)
-	}
-	stable := readStable(dir)
-	sc := scan{open: map[tp]map[int64]int64{}, epochs: map[tp]map[int64]int16{}, decided: map[txnKey]bool{}}
-	var parts []tp
-	for _, topic := range topics.Names() {
-		for _, pi := range c.PartitionInfos(topic) {
-			p := tp{topic, pi.Partition}
-			parts = append(parts, p)
-			from := max(stable[topic][pi.Partition], pi.LogStartOffset)
-			n, lost, err := sc.read(ctx, cl, p, from, pi.HighWatermark)
-			if err != nil {
-				return rep, err
-			}
-			rep.Partitions++
-			rep.Records += n
-			rep.Unrepairable += lost
-		}
-	}
-	ends := stablePoints{}
-	for _, p := range parts {
-		for pid, first := range sc.open[p] {
-			k := txnKey{pid, sc.epochs[p][pid]}
-			commit := sc.decided[k]
-			if err := writeMarker(ctx, cl, p, k, commit); err != nil {
-				return rep, err
-			}
-			what := fmt.Sprintf("%s/%d@%d pid=%d epoch=%d", p.topic, p.partition, first, pid, k.epoch)
-			if commit {
-				rep.Committed = append(rep.Committed, what)
-			} else {
-				rep.Aborted = append(rep.Aborted, what)
-			}
-		}
-		after := c.PartitionInfo(p.topic, p.partition)
-		if after.LastStableOffset != after.HighWatermark {
-			return rep, fmt.Errorf("broker: repair: %s/%d still unstable (stable %d, end %d)",
-				p.topic, p.partition, after.LastStableOffset, after.HighWatermark)
-		}
-		if ends[p.topic] == nil {
-			ends[p.topic] = map[int32]int64{}
-		}
-		ends[p.topic][p.partition] = after.HighWatermark
-	}
-	sort.Strings(rep.Aborted)
-	sort.Strings(rep.Committed)
-	cl.Close()
-	c.Close()
-	closed = true
 	// The instance's in-memory aborted ranges predate the markers just
 	// written (a range it aborted at load may now be committed): its
 	// snapshots would carry them, so the next load replays the logs.
@@ -262,6 +205,74 @@ func repair(ctx context.Context, dir string) (RecoveryReport, error) {
 		return rep, fmt.Errorf("broker: repair: %w", err)
 	}
 	return rep, nil
+}
+
+// finishOpen scans every partition of c from its stable point, writes the
+// marker of every transaction left open, and returns the new stable
+// points: every partition's end.
+func finishOpen(ctx context.Context, c *kfake.Cluster, stable stablePoints, rep *RecoveryReport) (stablePoints, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ClientID("bulwark-broker-repair"))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	topics, err := kadm.NewClient(cl).ListTopics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("broker: repair: list topics: %w", err)
+	}
+	sc := scan{open: map[tp]map[int64]int64{}, epochs: map[tp]map[int64]int16{}, decided: map[txnKey]bool{}}
+	var parts []tp
+	for _, topic := range topics.Names() {
+		for _, pi := range c.PartitionInfos(topic) {
+			p := tp{topic, pi.Partition}
+			parts = append(parts, p)
+			from := max(stable[topic][pi.Partition], pi.LogStartOffset)
+			n, lost, err := sc.read(ctx, cl, p, from, pi.HighWatermark)
+			if err != nil {
+				return nil, err
+			}
+			rep.Partitions++
+			rep.Records += n
+			rep.Unrepairable += lost
+		}
+	}
+	ends := stablePoints{}
+	for _, p := range parts {
+		if err := sc.finish(ctx, cl, p, rep); err != nil {
+			return nil, err
+		}
+		after := c.PartitionInfo(p.topic, p.partition)
+		if after.LastStableOffset != after.HighWatermark {
+			return nil, fmt.Errorf("broker: repair: %s/%d still unstable (stable %d, end %d)",
+				p.topic, p.partition, after.LastStableOffset, after.HighWatermark)
+		}
+		if ends[p.topic] == nil {
+			ends[p.topic] = map[int32]int64{}
+		}
+		ends[p.topic][p.partition] = after.HighWatermark
+	}
+	sort.Strings(rep.Aborted)
+	sort.Strings(rep.Committed)
+	return ends, nil
+}
+
+// finish writes the marker of each transaction open on p: COMMIT when its
+// COMMIT marker is on another partition, ABORT otherwise.
+func (sc *scan) finish(ctx context.Context, cl *kgo.Client, p tp, rep *RecoveryReport) error {
+	for pid, first := range sc.open[p] {
+		k := txnKey{pid, sc.epochs[p][pid]}
+		commit := sc.decided[k]
+		if err := writeMarker(ctx, cl, p, k, commit); err != nil {
+			return err
+		}
+		what := fmt.Sprintf("%s/%d@%d pid=%d epoch=%d", p.topic, p.partition, first, pid, k.epoch)
+		if commit {
+			rep.Committed = append(rep.Committed, what)
+		} else {
+			rep.Aborted = append(rep.Aborted, what)
+		}
+	}
+	return nil
 }
 
 // read scans [from, to) of partition p uncommitted. lost counts
