@@ -72,6 +72,9 @@ func TestCrashStream(t *testing.T) {
 		}
 		ld.resend(t)
 		resume = append(resume, d)
+		if d > 2*time.Second {
+			logSlowRestart(t, srv.log)
+		}
 		t.Logf("kill %d: %d acknowledged, stream resumed %v after the restart", round+1, len(ld.acked), d.Round(time.Millisecond))
 	}
 	// The stream must hold everything committed: read until the last
@@ -136,6 +139,26 @@ func waitResumed(t *testing.T, c *client, sr *streamReader, dir string, started 
 		return 0, fmt.Errorf("stream did not resume within %v: %w", resumeBound, err)
 	}
 	return time.Since(started), nil
+}
+
+// logSlowRestart shows the warnings of a restart that took long to
+// resume the stream (a relay session that failed and backed off, or a
+// machine busy with other work).
+func logSlowRestart(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Logf("slow restart: %v", err)
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+			if len(line) > 400 {
+				line = line[:400]
+			}
+			t.Logf("slow restart: %s", line)
+		}
+	}
 }
 
 // brokerRepairs counts the embedded broker's repairs in the serve logs and
