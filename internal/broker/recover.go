@@ -156,6 +156,12 @@ type scan struct {
 	epochs map[tp]map[int64]int16
 	// decided: the outcome of every transaction with a marker somewhere.
 	decided map[txnKey]bool // true = committed
+	// sharedEpochs is set when one partition holds two markers of one
+	// producer id and epoch: a client without per-transaction epochs
+	// (transaction version 1), for which a marker elsewhere may belong to
+	// an earlier transaction. Open transactions are then aborted, never
+	// completed.
+	sharedEpochs bool
 }
 
 type tp struct {
@@ -261,7 +267,7 @@ func finishOpen(ctx context.Context, c *kfake.Cluster, stable stablePoints, rep 
 func (sc *scan) finish(ctx context.Context, cl *kgo.Client, p tp, rep *RecoveryReport) error {
 	for pid, first := range sc.open[p] {
 		k := txnKey{pid, sc.epochs[p][pid]}
-		commit := sc.decided[k]
+		commit := sc.decided[k] && !sc.sharedEpochs
 		if err := writeMarker(ctx, cl, p, k, commit); err != nil {
 			return err
 		}
@@ -280,6 +286,7 @@ func (sc *scan) finish(ctx context.Context, cl *kgo.Client, p tp, rep *RecoveryR
 func (sc *scan) read(ctx context.Context, cl *kgo.Client, p tp, from, to int64) (records, lost int, err error) {
 	open, epochs := map[int64]int64{}, map[int64]int16{}
 	sc.open[p], sc.epochs[p] = open, epochs
+	markers := map[txnKey]bool{}
 	err = ReadRange(ctx, cl, p.topic, p.partition, from, to, kgo.ReadUncommitted(), func(r *kgo.Record) error {
 		records++
 		if !r.Attrs.IsTransactional() {
@@ -287,8 +294,13 @@ func (sc *scan) read(ctx context.Context, cl *kgo.Client, p tp, from, to int64) 
 		}
 		if r.Attrs.IsControl() {
 			// Key: int16 version, int16 type (0 abort, 1 commit).
+			k := txnKey{r.ProducerID, r.ProducerEpoch}
+			if markers[k] {
+				sc.sharedEpochs = true
+			}
+			markers[k] = true
 			if len(r.Key) >= 4 {
-				sc.decided[txnKey{r.ProducerID, r.ProducerEpoch}] = binary.BigEndian.Uint16(r.Key[2:4]) == 1
+				sc.decided[k] = binary.BigEndian.Uint16(r.Key[2:4]) == 1
 			}
 			delete(open, r.ProducerID)
 			delete(epochs, r.ProducerID)
