@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -132,6 +133,9 @@ type RecoveryReport struct {
 	Aborted, Committed []string
 	// Indexes lists the segment indexes rebuilt (index.go).
 	Indexes []string
+	// Duration is how long the repair took (two loads of the directory and
+	// a read of each log's tail).
+	Duration time.Duration
 	// Unrepairable counts transactions left without a marker in the middle
 	// of a log by an earlier version (their producer went on with a later
 	// epoch): a marker can only be appended, so they stay as kfake reads
@@ -180,6 +184,7 @@ type tp struct {
 // aborted.
 func repair(ctx context.Context, dir string) (RecoveryReport, error) {
 	var rep RecoveryReport
+	began := time.Now()
 	// Before kfake reads an index torn by the crash (index.go).
 	fixed, err := repairIndexes(filepath.Join(dir, "data"))
 	if err != nil {
@@ -210,6 +215,7 @@ func repair(ctx context.Context, dir string) (RecoveryReport, error) {
 	if err := writeStable(dir, ends); err != nil {
 		return rep, fmt.Errorf("broker: repair: %w", err)
 	}
+	rep.Duration = time.Since(began)
 	return rep, nil
 }
 

@@ -34,7 +34,7 @@ func newRelay(ctx context.Context, cfg Config, pgURL string, reg prometheus.Regi
 				cfg.Logger.Warn("embedded kafka broker: repaired after an unclean shutdown",
 					"partitions", rep.Partitions, "records_scanned", rep.Records,
 					"aborted", rep.Aborted, "committed", rep.Committed, "indexes", rep.Indexes,
-					"unrepairable", rep.Unrepairable)
+					"unrepairable", rep.Unrepairable, "repair_ms", rep.Duration.Milliseconds())
 			}
 		}
 	}

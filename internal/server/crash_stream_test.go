@@ -98,11 +98,11 @@ func TestCrashStream(t *testing.T) {
 		}
 	}
 	slices.Sort(resume)
-	repairs, aborted, committed, indexes := brokerRepairs(t, dir)
-	t.Logf("kills %d, transactions acknowledged %d (database %d), events checked %d (transactions %d, entries %d), duplicates %d, gaps %d, out of order %d, extra %d, time to resume max %v median %v, broker repairs %d (open transactions aborted %d, half-committed completed %d, torn indexes rebuilt %d), runtime %v",
+	repairs, aborted, committed, indexes, repairMax := brokerRepairs(t, dir)
+	t.Logf("kills %d, transactions acknowledged %d (database %d), events checked %d (transactions %d, entries %d), duplicates %d, gaps %d, out of order %d, extra %d, time to resume max %v median %v, broker repairs %d (open transactions aborted %d, half-committed completed %d, torn indexes rebuilt %d, longest %v), runtime %v",
 		kills, len(ld.acked), len(dbTx), rep.events, rep.txns, rep.entries, rep.duplicates, rep.gaps, rep.disorder, rep.extra,
 		resume[len(resume)-1].Round(time.Millisecond), resume[len(resume)/2].Round(time.Millisecond),
-		repairs, aborted, committed, indexes, time.Since(began).Round(time.Second))
+		repairs, aborted, committed, indexes, repairMax, time.Since(began).Round(time.Second))
 	if repairs != kills {
 		t.Errorf("%d broker repairs logged after %d SIGKILLs: every restart must detect the unclean shutdown", repairs, kills)
 	}
@@ -163,7 +163,7 @@ func logSlowRestart(t *testing.T, path string) {
 
 // brokerRepairs counts the embedded broker's repairs in the serve logs and
 // the transactions they aborted and completed and the indexes rebuilt.
-func brokerRepairs(t *testing.T, dir string) (repairs, aborted, committed, indexes int) {
+func brokerRepairs(t *testing.T, dir string) (repairs, aborted, committed, indexes int, longest time.Duration) {
 	t.Helper()
 	logs, err := filepath.Glob(filepath.Join(dir, "serve-*.log"))
 	if err != nil {
@@ -180,6 +180,7 @@ func brokerRepairs(t *testing.T, dir string) (repairs, aborted, committed, index
 				Aborted   []string `json:"aborted"`
 				Committed []string `json:"committed"`
 				Indexes   []string `json:"indexes"`
+				RepairMS  int64    `json:"repair_ms"`
 			}
 			if json.Unmarshal([]byte(line), &l) != nil || !strings.Contains(l.Msg, "repaired after an unclean shutdown") {
 				continue
@@ -188,9 +189,10 @@ func brokerRepairs(t *testing.T, dir string) (repairs, aborted, committed, index
 			aborted += len(l.Aborted)
 			committed += len(l.Committed)
 			indexes += len(l.Indexes)
+			longest = max(longest, time.Duration(l.RepairMS)*time.Millisecond)
 		}
 	}
-	return repairs, aborted, committed, indexes
+	return repairs, aborted, committed, indexes, longest
 }
 
 // loader drives transfers over HTTP and remembers what was acknowledged.
