@@ -11,7 +11,7 @@ TEST_P    ?= 2
 # concurrent by design (about 70 s for the suite on 2 cores).
 TEST_FLAGS ?= -race
 
-.PHONY: run test lint vulncheck build setup vet fuzz bench-ledger bench-overload bench-cdc crash-test cdc-verify-long clean
+.PHONY: run test lint vulncheck build setup vet fuzz bench-ledger bench-overload bench-cdc crash-test crash-test-stream cdc-verify-long clean
 
 run: setup build
 	@dir="$(DATA_DIR)"; [ -n "$$dir" ] || dir="$$(./scripts/datadir.sh)"; \
@@ -60,6 +60,15 @@ bench-cdc: setup build
 # The long crash test: many SIGKILLs under load (the short one is in make test).
 crash-test: setup
 	BULWARK_CRASH_KILLS=20 $(GO) test -count=1 -timeout 60m -run TestCrashRecovery -v ./internal/server/
+
+# The long whole-process crash test of the change stream: 100 SIGKILLs of
+# `bulwark serve` (relay and embedded broker die together) under load, each
+# followed by a restart on the same data directory; a plain read_committed
+# consumer checks exactly-once (the short one, 4 kills, is in make test).
+# CRASH_STREAM_KILLS=N changes the count; replay with BULWARK_SEED.
+CRASH_STREAM_KILLS ?= 100
+crash-test-stream: setup
+	BULWARK_CRASH_STREAM_KILLS=$(CRASH_STREAM_KILLS) $(GO) test -count=1 -timeout 90m -run TestCrashStream -v ./internal/server/
 
 # The long change-stream verify: 50 SIGKILLs of the relay plus broker faults
 # (the short one, 5 kills, is in make test). Replay with BULWARK_CDC_VERIFY_SEED.

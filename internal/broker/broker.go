@@ -8,6 +8,12 @@
 // (every produced batch is fsynced before it is acknowledged); losing the
 // disk loses the stream. Use a real Kafka or Redpanda cluster for anything
 // that needs replication.
+//
+// kfake does not persist its transaction coordinator, so a crash of the
+// process running it leaves transactions without markers; StartEmbedded
+// repairs them before publishing its address (recover.go). ReadRange reads
+// a partition range by fetch position, for readers that must know they
+// reached an offset (the relay's checkpoint, the repair).
 package broker
 
 import (
@@ -18,7 +24,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -32,15 +40,26 @@ var ErrInUse = errors.New("broker: the embedded broker's data directory is in us
 
 // Embedded is an in-process kfake broker.
 type Embedded struct {
-	c    *kfake.Cluster
-	lock *os.File
-	dir  string
+	c        *kfake.Cluster
+	lock     *os.File
+	dir      string
+	recovery *RecoveryReport
+	// stop ends the stable-point recorder; done is closed when it returned.
+	stop context.CancelFunc
+	done chan struct{}
 }
+
+// StableInterval is how often a running embedded broker records its stable
+// points (stable.json): a repair after a crash reads at most about this
+// much of each log's tail.
+const StableInterval = 5 * time.Second
 
 // StartEmbedded starts the embedded broker persisting under dir (created if
 // needed) on a random 127.0.0.1 port; the state of an earlier run in dir is
-// reloaded. One process at a time may run it: dir/LOCK is held (flock) until
-// Close, and dir/ADDR names the listen address for other local processes.
+// reloaded, and repaired first when that run did not end with Close (see
+// recover.go). One process at a time may run it: dir/LOCK is held (flock)
+// until Close, and dir/ADDR names the listen address for other local
+// processes.
 func StartEmbedded(ctx context.Context, dir string, opts ...kfake.Opt) (*Embedded, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -56,23 +75,92 @@ func StartEmbedded(ctx context.Context, dir string, opts ...kfake.Opt) (*Embedde
 		lock.Close()
 		return nil, fmt.Errorf("%w (%s)", ErrInUse, dir)
 	}
-	base := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.DataDir(filepath.Join(dir, "data")),
-		kfake.SyncWrites(),
-		kfake.DefaultNumPartitions(1),
+	e := &Embedded{lock: lock, dir: dir}
+	if needsRepair(dir) {
+		rep, err := repair(ctx, dir)
+		if err != nil {
+			lock.Close()
+			return nil, err
+		}
+		e.recovery = &rep
 	}
-	c, err := kfake.NewCluster(append(base, opts...)...)
+	c, err := kfake.NewCluster(append(baseOpts(dir), opts...)...)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("broker: start embedded: %w", err)
 	}
-	e := &Embedded{c: c, lock: lock, dir: dir}
+	e.c = c
+	if err := writeFileSync(dir, runningFile, nil); err != nil {
+		c.Close()
+		lock.Close()
+		return nil, fmt.Errorf("broker: write %s: %w", runningFile, err)
+	}
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	e.stop, e.done = stop, make(chan struct{})
+	go e.recordStable(rctx)
 	if err := os.WriteFile(filepath.Join(dir, "ADDR"), []byte(strings.Join(e.Addrs(), ",")), 0o600); err != nil {
 		e.Close()
 		return nil, fmt.Errorf("broker: write ADDR: %w", err)
 	}
 	return e, nil
+}
+
+func baseOpts(dir string) []kfake.Opt {
+	return []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.DataDir(filepath.Join(dir, "data")),
+		kfake.SyncWrites(),
+		kfake.DefaultNumPartitions(1),
+	}
+}
+
+// needsRepair reports whether the last run on dir ended without Close: its
+// RUNNING file is still there, or the directory holds data from a version
+// that kept no stable points (its shutdown cannot be known).
+func needsRepair(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, runningFile)); err == nil {
+		return true
+	}
+	_, errMeta := os.Stat(filepath.Join(dir, "data", "meta.json"))
+	_, errStable := os.Stat(filepath.Join(dir, stableFile))
+	return errMeta == nil && errStable != nil
+}
+
+// Recovery returns what the repair at start found, or nil when the last
+// run ended with Close and nothing was repaired.
+func (e *Embedded) Recovery() *RecoveryReport { return e.recovery }
+
+// recordStable writes every partition's last stable offset to stable.json
+// every StableInterval until ctx ends. A failed write keeps the older,
+// lower points, which only make a repair read more.
+func (e *Embedded) recordStable(ctx context.Context) {
+	defer close(e.done)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Addrs()...), kgo.ClientID("bulwark-broker-stable"))
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	t := time.NewTicker(StableInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		topics, err := kadm.NewClient(cl).ListTopics(ctx)
+		if err != nil {
+			continue
+		}
+		sp := stablePoints{}
+		for _, topic := range topics.Names() {
+			sp[topic] = map[int32]int64{}
+			for _, pi := range e.c.PartitionInfos(topic) {
+				sp[topic][pi.Partition] = pi.LastStableOffset
+			}
+		}
+		_ = writeStable(e.dir, sp)
+	}
 }
 
 // RunningAddrs returns the addresses of the embedded broker another process
@@ -92,9 +180,13 @@ func (e *Embedded) Addrs() []string { return e.c.ListenAddrs() }
 // `bulwark cdc verify`.
 func (e *Embedded) Cluster() *kfake.Cluster { return e.c }
 
-// Close stops the broker, flushing its state to disk.
+// Close stops the broker, flushing its state to disk; the next start then
+// needs no repair.
 func (e *Embedded) Close() {
+	e.stop()
+	<-e.done
 	e.c.Close()
+	_ = os.Remove(filepath.Join(e.dir, runningFile))
 	_ = os.Remove(filepath.Join(e.dir, "ADDR"))
 	e.lock.Close()
 }

@@ -159,6 +159,14 @@ func newCDCStatusCmd() *cobra.Command {
 			}
 			defer closeAll()
 			st, err := relay.ReadStatus(cmd.Context(), cfg)
+			if errors.Is(err, relay.ErrCheckpointUnreadable) {
+				// What PostgreSQL says is still worth showing; the exit
+				// status says the checkpoint is unknown.
+				if perr := printJSON(cmd.OutOrStdout(), st); perr != nil {
+					return perr
+				}
+				return err
+			}
 			if err != nil {
 				return err
 			}

@@ -30,6 +30,12 @@ func newRelay(ctx context.Context, cfg Config, pgURL string, reg prometheus.Regi
 		default:
 			brokers, closeBroker = e.Addrs(), e.Close
 			cfg.Logger.Info("embedded kafka broker (single node, unreplicated)", "dir", dir, "addrs", brokers)
+			if rep := e.Recovery(); rep != nil {
+				cfg.Logger.Warn("embedded kafka broker: repaired after an unclean shutdown",
+					"partitions", rep.Partitions, "records_scanned", rep.Records,
+					"aborted", rep.Aborted, "committed", rep.Committed, "indexes", rep.Indexes,
+					"unrepairable", rep.Unrepairable, "repair_ms", rep.Duration.Milliseconds())
+			}
 		}
 	}
 	rc := cfg.CDC

@@ -24,11 +24,26 @@ type Status struct {
 	WALBytesBehind    int64       `json:"wal_bytes_behind"`
 	Checkpoint        *Checkpoint `json:"checkpoint"`
 	CheckpointAgeSec  float64     `json:"checkpoint_age_sec,omitempty"`
-	Advice            string      `json:"advice,omitempty"`
+	// CheckpointError says why the checkpoint could not be read (the
+	// rest of the status is still filled in).
+	CheckpointError string `json:"checkpoint_error,omitempty"`
+	Advice          string `json:"advice,omitempty"`
 }
 
+// StatusKafkaTimeout bounds the Kafka part of ReadStatus (metadata, offsets
+// and the checkpoint read), so that `bulwark cdc status` answers even when
+// the broker does not.
+const StatusKafkaTimeout = 45 * time.Second
+
+// statusDialTimeout bounds one connection attempt, and the wait for a
+// request's answer beyond its own timeout, of ReadStatus.
+const statusDialTimeout = 3 * time.Second
+
 // ReadStatus reports the slot, its lag and the checkpoint. It reads the
-// checkpoint with a plain read_committed consumer and fences nothing.
+// checkpoint with a plain read_committed consumer and fences nothing. When
+// the checkpoint cannot be read within StatusKafkaTimeout it returns the
+// rest of the status, with CheckpointError set, and an error wrapping
+// ErrCheckpointUnreadable.
 func ReadStatus(ctx context.Context, cfg Config) (Status, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -55,13 +70,23 @@ func ReadStatus(ctx context.Context, cfg Config) (Status, error) {
 		curLSN, _ := pgoutput.ParseLSN(cur)
 		st.WALBytesBehind = int64(curLSN) - int64(si.confirmedFlush)
 	}
-	cl, err := kgo.NewClient(kafkaBase(&cfg)...)
+	// kgo dials, and waits for a request's answer, without regard to ctx
+	// (10 s each by default): short bounds keep a silent broker from holding
+	// the status past its deadline, and requests retry until then.
+	cl, err := kgo.NewClient(append(kafkaBase(&cfg), kgo.DialTimeout(statusDialTimeout), kgo.RequestTimeoutOverhead(statusDialTimeout))...)
 	if err != nil {
+		st.CheckpointError = err.Error()
 		return st, err
 	}
 	defer cl.Close()
-	ckpt, _, err := readCheckpoint(ctx, kadmClient(cl), kafkaBase(&cfg), cfg.CheckpointTopic, cfg.Slot)
+	kctx, cancel := context.WithTimeout(ctx, StatusKafkaTimeout)
+	defer cancel()
+	ckpt, _, err := readCheckpoint(kctx, cl, cfg.CheckpointTopic, cfg.Slot)
 	if err != nil {
+		if ctx.Err() == nil && kctx.Err() != nil && !errors.Is(err, ErrCheckpointUnreadable) {
+			err = fmt.Errorf("%w: no answer from the brokers %v within %v: %w", ErrCheckpointUnreadable, cfg.Brokers, StatusKafkaTimeout, err)
+		}
+		st.CheckpointError = err.Error()
 		return st, err
 	}
 	st.Checkpoint = ckpt
@@ -125,7 +150,7 @@ func reset(ctx context.Context, cfg Config, force bool, next func(*Checkpoint) *
 		return err
 	}
 	defer sk.close()
-	ckpt, _, err := readCheckpoint(ctx, sk.adm, kafkaBase(&cfg), cfg.CheckpointTopic, cfg.Slot)
+	ckpt, _, err := readCheckpoint(ctx, sk.cl, cfg.CheckpointTopic, cfg.Slot)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/bulwark-ledger/bulwark/internal/broker"
 	"github.com/bulwark-ledger/bulwark/internal/cdc/pgoutput"
 )
 
@@ -85,11 +86,24 @@ type Boundary struct {
 // does not: what Kafka holds is unknown, so the relay refuses to guess.
 var ErrCheckpointTopicMissing = errors.New("relay: the slot exists but the checkpoint topic is missing; run `bulwark cdc resnapshot` to start over with a new snapshot")
 
+// ErrCheckpointUnreadable means the checkpoint topic could not be read to
+// its stable end within checkpointReadTimeout. The relay retries (the
+// session restarts); `bulwark cdc status` reports it.
+var ErrCheckpointUnreadable = errors.New("relay: checkpoint topic not readable to its stable end")
+
 // readCheckpoint returns the last committed checkpoint of slot (nil if
 // none; a tombstone also reads as nil) and whether the topic exists. Call
 // it after the transactional producer has been initialised, so that any
 // transaction of an older instance is aborted and the read is final.
-func readCheckpoint(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, topic, slot string) (*Checkpoint, bool, error) {
+//
+// It reads with read_committed up to the last stable offset listed at the
+// start, tracking the fetch position (broker.ReadRange) rather than
+// waiting for a record at the last offset: that record may belong to an
+// aborted transaction, which a read_committed fetch never returns (an
+// earlier version waited for it, and a crash of the embedded broker made
+// the relay wait forever). Bounded by checkpointReadTimeout.
+func readCheckpoint(ctx context.Context, cl *kgo.Client, topic, slot string) (*Checkpoint, bool, error) {
+	adm := kadm.NewClient(cl)
 	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err != nil {
 		return nil, false, fmt.Errorf("checkpoint: list offsets: %w", err)
@@ -109,63 +123,36 @@ func readCheckpoint(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, topic
 	if end.Offset <= start.Offset {
 		return nil, true, nil
 	}
-	cl, err := kgo.NewClient(append(opts,
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Control records tell us we reached the end: the last offset before
-		// the stable end is usually a commit or abort marker.
-		kgo.KeepControlRecords(),
-	)...)
-	if err != nil {
-		return nil, true, err
-	}
-	defer cl.Close()
-	// The read ends at the record or marker just before the stable end; a
-	// bound keeps a broker that never serves it (or compacted it away) from
-	// hanging the start: the session fails with this error and retries.
 	rctx, cancel := context.WithTimeout(ctx, checkpointReadTimeout)
 	defer cancel()
 	var last *Checkpoint
-	var bad error
-	for {
-		fs := cl.PollFetches(rctx)
-		if err := rctx.Err(); err != nil {
-			return nil, true, fmt.Errorf("checkpoint: read %s to offset %d: %w", topic, end.Offset, err)
+	err = broker.ReadRange(rctx, cl, topic, 0, start.Offset, end.Offset, kgo.ReadCommitted(), func(r *kgo.Record) error {
+		if r.Attrs.IsControl() || string(r.Key) != slot {
+			return nil
 		}
-		for _, fe := range fs.Errors() {
-			return nil, true, fmt.Errorf("checkpoint: fetch: %w", fe.Err)
+		if r.Value == nil {
+			last = nil
+			return nil
 		}
-		done := false
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset >= end.Offset-1 {
-				done = true
-			}
-			if r.Attrs.IsControl() || string(r.Key) != slot {
-				return
-			}
-			if r.Value == nil {
-				last = nil
-				return
-			}
-			var c Checkpoint
-			if err := json.Unmarshal(r.Value, &c); err != nil {
-				bad = fmt.Errorf("checkpoint: record at offset %d: %w", r.Offset, err)
-				return
-			}
-			last = &c
-		})
-		if bad != nil {
-			return nil, true, bad
+		var c Checkpoint
+		if err := json.Unmarshal(r.Value, &c); err != nil {
+			return fmt.Errorf("checkpoint: record at offset %d: %w", r.Offset, err)
 		}
-		if done {
-			return last, true, nil
+		last = &c
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() == nil && (rctx.Err() != nil || errors.Is(err, broker.ErrRangeUnreachable)) {
+			return nil, true, fmt.Errorf("%w: %s from %d to %d within %v: %w", ErrCheckpointUnreadable, topic, start.Offset, end.Offset, checkpointReadTimeout, err)
 		}
+		return nil, true, fmt.Errorf("checkpoint: read %s: %w", topic, err)
 	}
+	return last, true, nil
 }
 
 // checkpointReadTimeout bounds reading the checkpoint topic (one
-// partition, compacted: a few records per slot).
-const checkpointReadTimeout = time.Minute
+// partition, compacted: a few records per slot, read in a few fetches).
+const checkpointReadTimeout = 30 * time.Second
 
 func encodeCheckpoint(c *Checkpoint) []byte {
 	c.UpdatedAt = time.Now().UTC()

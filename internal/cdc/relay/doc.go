@@ -24,6 +24,9 @@
 // On start the relay initialises its transactional producer (transactional
 // id "bulwark-cdc-<slot>"), which fences older instances and aborts their
 // open transaction, and only then reads the checkpoint: the read is final.
+// It reads read_committed to the last stable offset and ends on the fetch
+// position, not on seeing the last record, which may be aborted and so
+// never returned (checkpoint.go).
 //
 // # Memory
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -454,5 +455,51 @@ func TestLostReplicationConnection(t *testing.T) {
 	}
 	if len(seen) != 601 {
 		t.Fatalf("%d distinct events, want 601", len(seen))
+	}
+}
+
+// TestPublicationDropped: the walsender's "publication does not exist"
+// (SQLSTATE 42704) stops the relay with the typed ErrPublicationMissing,
+// found through the catalog rather than the message text.
+func TestPublicationDropped(t *testing.T) {
+	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY)`, `CREATE PUBLICATION p FOR TABLE a`)
+	stop, done := e.start(e.config())
+	consume(t, e.b.Addrs(), "bulwark.cdc.checkpoints", 2) // initial and snapshot-done
+	exec(t, e.conn, `DROP PUBLICATION p`, `INSERT INTO a VALUES (1)`)
+	select {
+	case err := <-done:
+		if !errors.Is(err, relay.ErrPublicationMissing) {
+			t.Fatalf("relay ended with %v, want ErrPublicationMissing", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("relay still running 60 s after its publication was dropped (stop: %v)", stop())
+	}
+}
+
+// TestStatusBoundedWhenBrokerSilent: `bulwark cdc status` must answer when
+// the broker does not: ReadStatus returns by its deadline with what
+// PostgreSQL knows and the checkpoint error.
+func TestStatusBoundedWhenBrokerSilent(t *testing.T) {
+	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY)`, `CREATE PUBLICATION p FOR TABLE a`)
+	cfg := e.config()
+	l, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg.Brokers = []string{l.Addr().String()}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	began := time.Now()
+	st, err := relay.ReadStatus(ctx, cfg)
+	if err == nil || st.CheckpointError == "" {
+		t.Fatalf("ReadStatus with a silent broker: %v, checkpoint error %q", err, st.CheckpointError)
+	}
+	// Deadline 3 s, plus at most one dial attempt (3 s) already under way.
+	if took := time.Since(began); took > 8*time.Second {
+		t.Fatalf("ReadStatus took %v with a 3 s deadline", took)
+	}
+	if st.CurrentLSN == "" || st.Slot != "s" {
+		t.Fatalf("status lost what PostgreSQL said: %+v", st)
 	}
 }

@@ -24,7 +24,30 @@ var (
 	ErrSlotInvalidated = errors.New("relay: replication slot invalidated (WAL removed, see max_slot_wal_keep_size); changes since the checkpoint are lost: run `bulwark cdc resnapshot`")
 	// ErrSlotMissing: a checkpoint exists but the slot does not.
 	ErrSlotMissing = errors.New("relay: replication slot missing although a checkpoint exists; changes since the checkpoint may be lost: run `bulwark cdc resnapshot`")
+	// ErrPublicationMissing: the publication was dropped while the relay
+	// streamed it.
+	ErrPublicationMissing = errors.New("relay: the publication does not exist (dropped?); recreate it, then restart the relay")
 )
+
+// PostgreSQL error codes (SQLSTATE) the relay acts on. Errors are told
+// apart by code and by the catalog, never by their message, which changes
+// between versions and with lc_messages.
+const (
+	sqlstateInsufficientPrivilege        = "42501"
+	sqlstateInvalidAuthorization         = "28000"
+	sqlstateUndefinedObject              = "42704"
+	sqlstateDuplicateObject              = "42710"
+	sqlstateObjectNotInPrerequisiteState = "55000"
+)
+
+// pgCode returns err's SQLSTATE, or "" when err is not a PostgreSQL error.
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
 
 // Relay streams one slot's changes into Kafka exactly once.
 type Relay struct {
@@ -74,20 +97,36 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 func fatal(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case pgErr.Code == "42704" && strings.Contains(pgErr.Message, "publication"):
-			return true // the publication was dropped
-		case pgErr.Code == "42501" || pgErr.Code == "28000":
-			return true // privileges, authentication
-		}
+	switch pgCode(err) {
+	case sqlstateInsufficientPrivilege, sqlstateInvalidAuthorization:
+		return true // privileges, authentication
 	}
 	// An unknown type or an event larger than the broker accepts would fail
 	// the same way on every retry: stop with the error instead.
 	return errors.Is(err, ErrFenced) || errors.Is(err, ErrSlotInvalidated) || errors.Is(err, ErrSlotMissing) ||
-		errors.Is(err, ErrCheckpointTopicMissing) || errors.Is(err, errConfig) ||
+		errors.Is(err, ErrPublicationMissing) || errors.Is(err, ErrCheckpointTopicMissing) || errors.Is(err, errConfig) ||
 		errors.Is(err, pgoutput.ErrUnknownType) || errors.Is(err, kerr.MessageTooLarge)
+}
+
+// classifyStreamErr turns the errors of START_REPLICATION and of the
+// walsender into the typed ones that stop the relay, after asking the
+// catalog what the code alone cannot tell: an undefined object is fatal
+// when it is the publication, a failed precondition when the slot was
+// invalidated. Anything else is returned as is (retried).
+func classifyStreamErr(ctx context.Context, conn *pgx.Conn, cfg *Config, err error) error {
+	switch pgCode(err) {
+	case sqlstateUndefinedObject:
+		var exists bool
+		qerr := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, cfg.Publication).Scan(&exists)
+		if qerr == nil && !exists {
+			return fmt.Errorf("%w (%s): %w", ErrPublicationMissing, cfg.Publication, err)
+		}
+	case sqlstateObjectNotInPrerequisiteState:
+		if si, qerr := querySlot(ctx, conn, cfg.Slot); qerr == nil && si.walStatus == "lost" {
+			return fmt.Errorf("%w: %w", ErrSlotInvalidated, err)
+		}
+	}
+	return err
 }
 
 var errConfig = errors.New("relay: configuration")
@@ -167,8 +206,7 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, cfg *Config) error {
 	sql := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true)",
 		pgx.Identifier{cfg.Publication}.Sanitize(), strings.Join(tables, ", "))
 	if _, err := conn.Exec(ctx, sql); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "42710" {
+		if pgCode(err) == sqlstateDuplicateObject {
 			return nil // created concurrently
 		}
 		return fmt.Errorf("create publication: %w", err)
@@ -185,7 +223,7 @@ func (r *Relay) session(ctx context.Context) error {
 		return err
 	}
 	defer sk.close()
-	ckpt, topicExisted, err := readCheckpoint(ctx, sk.adm, kafkaBase(cfg), cfg.CheckpointTopic, cfg.Slot)
+	ckpt, topicExisted, err := readCheckpoint(ctx, sk.cl, cfg.CheckpointTopic, cfg.Slot)
 	if err != nil {
 		return err
 	}

@@ -210,5 +210,3 @@ func murmur2(b []byte) uint32 {
 	h ^= h >> 15
 	return h
 }
-
-func kadmClient(cl *kgo.Client) *kadm.Client { return kadm.NewClient(cl) }

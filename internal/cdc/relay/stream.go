@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -86,10 +85,7 @@ func (s *session) stream(ctx context.Context, rc *repl.Conn) error {
 	s.completeEnd = s.ckpt.EndLSN
 	st, err := rc.StartReplication(ctx, cfg.Slot, 0, repl.Options{Publications: []string{cfg.Publication}, Streaming: true, Messages: true})
 	if err != nil {
-		if strings.Contains(err.Error(), "can no longer get changes") || strings.Contains(err.Error(), "invalidated") {
-			return fmt.Errorf("%w (%v)", ErrSlotInvalidated, err)
-		}
-		return err
+		return classifyStreamErr(ctx, s.conn, cfg, err)
 	}
 	defer st.Close()
 	hbCtx, stopHB := context.WithCancel(ctx)
@@ -115,7 +111,7 @@ func (s *session) stream(ctx context.Context, rc *repl.Conn) error {
 				}
 			}
 		case <-st.Done():
-			return st.Err()
+			return classifyStreamErr(ctx, s.conn, cfg, st.Err())
 		case <-flush.C:
 			flush.Reset(cfg.FlushInterval)
 			if s.sink.open && time.Since(s.sink.began) >= cfg.FlushInterval {
