@@ -97,8 +97,11 @@ func partitionLeader(ctx context.Context, cl *kgo.Client, topic string, partitio
 		return 0, [16]byte{}, fmt.Errorf("broker: metadata of %s: %w", topic, d.Err)
 	}
 	p, ok := d.Partitions[partition]
-	if !ok || p.Err != nil {
-		return 0, [16]byte{}, fmt.Errorf("broker: metadata of %s/%d: %v", topic, partition, p.Err)
+	if !ok {
+		return 0, [16]byte{}, fmt.Errorf("broker: metadata of %s names no partition %d", topic, partition)
+	}
+	if p.Err != nil {
+		return 0, [16]byte{}, fmt.Errorf("broker: metadata of %s/%d: %w", topic, partition, p.Err)
 	}
 	return p.Leader, d.ID, nil
 }

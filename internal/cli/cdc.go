@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +19,7 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/broker"
 	"github.com/bulwark-ledger/bulwark/internal/cdc/relay"
 	"github.com/bulwark-ledger/bulwark/internal/cdc/verify"
+	"github.com/bulwark-ledger/bulwark/internal/server"
 )
 
 // cdcFlags are the flags shared by the cdc commands.
@@ -68,35 +68,15 @@ func (f *cdcFlags) open(ctx context.Context) (relay.Config, func(), error) {
 	if err != nil {
 		return relay.Config{}, nil, err
 	}
-	brokers, closeKafka, err := openKafka(ctx, f.kafka, f.db.dataDir)
+	brokers, closeKafka, err := server.OpenBroker(ctx, broker.Seeds(f.kafka), f.db.dataDir, log)
 	if err != nil {
 		closeDB()
 		return relay.Config{}, nil, err
 	}
-	cfg := relay.Config{
-		PostgresURL: pgURL, Brokers: brokers, Slot: f.slot, Publication: f.publication,
-		PublicationTables: splitList(f.tables), TopicPrefix: f.prefix, CheckpointTopic: f.ckptTopic, TopicPartitions: f.partitions,
-		SpillDir: filepath.Join(f.db.dataDir, "cdc-spill", f.slot), Logger: log,
-	}
+	cfg := server.RelayConfig(relay.Config{Slot: f.slot, Publication: f.publication,
+		PublicationTables: splitList(f.tables), TopicPrefix: f.prefix, CheckpointTopic: f.ckptTopic, TopicPartitions: f.partitions},
+		f.db.dataDir, pgURL, brokers, log, nil)
 	return cfg, func() { closeKafka(); closeDB() }, nil
-}
-
-// openKafka returns the seed brokers: the given list, else the embedded
-// broker of dataDir (started here, or found running in another process).
-func openKafka(ctx context.Context, list, dataDir string) ([]string, func(), error) {
-	if seeds := broker.Seeds(list); len(seeds) > 0 {
-		return seeds, func() {}, nil
-	}
-	dir := filepath.Join(dataDir, "kafka")
-	e, err := broker.StartEmbedded(ctx, dir)
-	if errors.Is(err, broker.ErrInUse) {
-		addrs, err := broker.RunningAddrs(dir)
-		return addrs, func() {}, err
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return e.Addrs(), e.Close, nil
 }
 
 func newCDCCmd() *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,38 +13,63 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/cdc/relay"
 )
 
-// newRelay builds the change stream relay of the cdc role: the configured
-// brokers, or the embedded broker under DataDir/kafka (started here, or the
-// one another local process already runs there).
-func newRelay(ctx context.Context, cfg Config, pgURL string, reg prometheus.Registerer) (*relay.Relay, func(), error) {
-	brokers, closeBroker := cfg.KafkaBrokers, func() {}
-	if len(brokers) == 0 {
-		dir := filepath.Join(cfg.DataDir, "kafka")
-		e, err := broker.StartEmbedded(ctx, dir)
-		switch {
-		case errors.Is(err, broker.ErrInUse):
-			if brokers, err = broker.RunningAddrs(dir); err != nil {
-				return nil, nil, err
-			}
-		case err != nil:
-			return nil, nil, err
-		default:
-			brokers, closeBroker = e.Addrs(), e.Close
-			cfg.Logger.Info("embedded kafka broker (single node, unreplicated)", "dir", dir, "addrs", brokers)
-			if rep := e.Recovery(); rep != nil {
-				cfg.Logger.Warn("embedded kafka broker: repaired after an unclean shutdown",
-					"partitions", rep.Partitions, "records_scanned", rep.Records,
-					"aborted", rep.Aborted, "committed", rep.Committed, "indexes", rep.Indexes,
-					"unrepairable", rep.Unrepairable, "repair_ms", rep.Duration.Milliseconds())
-			}
-		}
+// The change stream is assembled here, and only here, for both `bulwark
+// serve` (the cdc role) and the `bulwark cdc` commands, so that they agree
+// on where the embedded broker lives and what the relay's defaults are.
+
+// OpenBroker returns the seed brokers of the change stream: seeds when
+// given, else the embedded broker under dataDir/kafka, started here (and
+// repaired, with a warning, after an unclean shutdown) or found running in
+// another local process. closeBroker stops a broker started here; call it
+// after the relay has stopped.
+func OpenBroker(ctx context.Context, seeds []string, dataDir string, log *slog.Logger) (brokers []string, closeBroker func(), err error) {
+	if len(seeds) > 0 {
+		return seeds, func() {}, nil
 	}
-	rc := cfg.CDC
-	rc.PostgresURL, rc.Brokers, rc.Logger, rc.Registerer = pgURL, brokers, cfg.Logger, reg
+	dir := filepath.Join(dataDir, "kafka")
+	e, err := broker.StartEmbedded(ctx, dir)
+	switch {
+	case errors.Is(err, broker.ErrInUse):
+		addrs, err := broker.RunningAddrs(dir)
+		return addrs, func() {}, err
+	case err != nil:
+		return nil, nil, err
+	}
+	log.Info("embedded kafka broker (single node, unreplicated)", "dir", dir, "addrs", e.Addrs())
+	if rep := e.Recovery(); rep != nil {
+		log.Warn("embedded kafka broker: repaired after an unclean shutdown",
+			"partitions", rep.Partitions, "records_scanned", rep.Records,
+			"aborted", rep.Aborted, "committed", rep.Committed, "indexes", rep.Indexes,
+			"unrepairable", rep.Unrepairable, "repair_ms", rep.Duration.Milliseconds())
+	}
+	return e.Addrs(), e.Close, nil
+}
+
+// RelayConfig completes rc for a process: its PostgreSQL URL, brokers,
+// logger and registerer, and the spill directory
+// <dataDir>/cdc-spill/<slot> (one per slot, so relays of several slots
+// never share one).
+func RelayConfig(rc relay.Config, dataDir, pgURL string, brokers []string, log *slog.Logger, reg prometheus.Registerer) relay.Config {
+	rc.PostgresURL, rc.Brokers, rc.Logger, rc.Registerer = pgURL, brokers, log, reg
 	if rc.SpillDir == "" {
-		rc.SpillDir = filepath.Join(cfg.DataDir, "cdc-spill")
+		slot := rc.Slot
+		if slot == "" {
+			var d relay.Config
+			d.EnsureDefaults()
+			slot = d.Slot
+		}
+		rc.SpillDir = filepath.Join(dataDir, "cdc-spill", slot)
 	}
-	r, err := relay.New(rc)
+	return rc
+}
+
+// newRelay builds the change stream relay of the cdc role.
+func newRelay(ctx context.Context, cfg Config, pgURL string, reg prometheus.Registerer) (*relay.Relay, func(), error) {
+	brokers, closeBroker, err := OpenBroker(ctx, cfg.KafkaBrokers, cfg.DataDir, cfg.Logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := relay.New(RelayConfig(cfg.CDC, cfg.DataDir, pgURL, brokers, cfg.Logger, reg))
 	if err != nil {
 		closeBroker()
 		return nil, nil, fmt.Errorf("cdc relay: %w", err)

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -106,7 +107,7 @@ func (s *streamReader) assign(ctx context.Context, brokers []string) (map[string
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("topics %s, %s never appeared: %v", txTopic, entryTopic, err)
+			return nil, fmt.Errorf("topics %s, %s never appeared: %w", txTopic, entryTopic, errors.Join(err, ctx.Err()))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -75,7 +75,7 @@ func TestFencedByNewerInstance(t *testing.T) {
 	stop1, done1 := e.start(e.config())
 	consume(t, e.b.Addrs(), "bulwark.cdc.checkpoints", 1)
 	stop2, _ := e.start(e.config())
-	defer stop2()
+	defer func() { _ = stop2() }() // how the relay ended is asserted where it matters
 	// The older relay learns it is fenced at its next Kafka commit.
 	for i := 0; ; i++ {
 		exec(t, e.conn, `INSERT INTO a VALUES (`+itoa(i)+`)`)
@@ -169,7 +169,7 @@ func waitSlot(t *testing.T, conn *pgx.Conn, slot string) {
 func TestRelationChangeMidStream(t *testing.T) {
 	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v text)`, `CREATE PUBLICATION p FOR TABLE a`)
 	stop, _ := e.start(e.config())
-	defer stop()
+	defer func() { _ = stop() }() // how the relay ended is asserted where it matters
 	waitSlot(t, e.conn, "s")
 	exec(t, e.conn, `INSERT INTO a VALUES (1, 'x')`, `ALTER TABLE a ADD COLUMN w int DEFAULT 5`,
 		`INSERT INTO a VALUES (2, 'y', 6)`, `ALTER TABLE a DROP COLUMN v`, `UPDATE a SET w = 7 WHERE id = 1`)
@@ -235,7 +235,7 @@ func TestSnapshotResume(t *testing.T) {
 		}
 	}
 	stop, _ := e.start(cfg)
-	defer stop()
+	defer func() { _ = stop() }() // how the relay ended is asserted where it matters
 	t.Logf("snapshot resumed %d times under a new snapshot", strings.Count(logs.String(), "snapshot resumed"))
 	close(stopWriter)
 	if err := <-writerDone; err != nil {
@@ -271,14 +271,22 @@ func TestSnapshotResume(t *testing.T) {
 		n          int
 	}{{"bulwark.cdc.public.a", `SELECT id::text, ver FROM a`, 3000}, {"bulwark.cdc.public.b", `SELECT k, ver FROM b`, 1500}} {
 		finalVer := map[string]int{}
-		rows, _ := e.conn.Query(ctx, tb.sql)
+		rows, err := e.conn.Query(ctx, tb.sql)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for rows.Next() {
 			var k string
 			var v int
-			_ = rows.Scan(&k, &v)
+			if err := rows.Scan(&k, &v); err != nil {
+				t.Fatal(err)
+			}
 			finalVer[k] = v
 		}
 		rows.Close()
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
 		evs := readToEnd(t, e.b.Addrs(), tb.topic)
 		last := map[string]int{}
 		reads := 0
@@ -400,7 +408,7 @@ func (s *syncBuffer) String() string {
 func TestHeartbeatAdvancesSlot(t *testing.T) {
 	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY)`, `CREATE TABLE other (id int)`, `CREATE PUBLICATION p FOR TABLE a`)
 	stop, _ := e.start(e.config())
-	defer stop()
+	defer func() { _ = stop() }() // how the relay ended is asserted where it matters
 	waitSlot(t, e.conn, "s")
 	exec(t, e.conn, `INSERT INTO other SELECT generate_series(1, 10000)`)
 	var target string
@@ -435,7 +443,7 @@ func mustClient(t *testing.T, brokers []string) *kgo.Client {
 func TestLostReplicationConnection(t *testing.T) {
 	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY)`, `CREATE PUBLICATION p FOR TABLE a`)
 	stop, _ := e.start(e.config())
-	defer stop()
+	defer func() { _ = stop() }() // how the relay ended is asserted where it matters
 	waitSlot(t, e.conn, "s")
 	for i := range 6 {
 		exec(t, e.conn, `INSERT INTO a SELECT g FROM generate_series(`+fmtInt(i*100+1)+`, `+fmtInt(i*100+100)+`) g`)

@@ -169,7 +169,7 @@ func querySlot(ctx context.Context, conn *pgx.Conn, slot string) (slotInfo, erro
 func connectSQL(ctx context.Context, url string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("%w: postgres url: %v", errConfig, err)
+		return nil, fmt.Errorf("%w: postgres url: %w", errConfig, err)
 	}
 	cfg.RuntimeParams["bytea_output"] = "hex"
 	cfg.RuntimeParams["DateStyle"] = "ISO"

@@ -64,7 +64,7 @@ func (s *sink) classify(err error) error {
 	}
 	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
 		errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
-		return fmt.Errorf("%w: %v", ErrFenced, err)
+		return fmt.Errorf("%w: %w", ErrFenced, err)
 	}
 	return err
 }
@@ -97,8 +97,11 @@ func (s *sink) ensureTopic(ctx context.Context, topic string, compacted bool) (i
 		return 0, fmt.Errorf("describe topic %s: %w", topic, err)
 	}
 	d, ok := td[topic]
-	if !ok || d.Err != nil || len(d.Partitions) == 0 {
-		return 0, fmt.Errorf("describe topic %s: %v", topic, d.Err)
+	if ok && d.Err != nil {
+		return 0, fmt.Errorf("describe topic %s: %w", topic, d.Err)
+	}
+	if !ok || len(d.Partitions) == 0 {
+		return 0, fmt.Errorf("describe topic %s: no partitions in the answer", topic)
 	}
 	n := int32(len(d.Partitions))
 	s.topics[topic] = n
