@@ -511,3 +511,77 @@ func TestStatusBoundedWhenBrokerSilent(t *testing.T) {
 		t.Fatalf("status lost what PostgreSQL said: %+v", st)
 	}
 }
+
+// TestMultiPartitionKeepsPerKeyOrder: on a 4-partition topic every event of
+// a key lands in one partition, the one Kafka's default (murmur2) key
+// partitioner picks, so other producers agree, and in commit order, and a
+// truncate reaches every partition.
+func TestMultiPartitionKeepsPerKeyOrder(t *testing.T) {
+	e := newEnv(t, `CREATE TABLE m (id int PRIMARY KEY, ver int NOT NULL)`, `CREATE PUBLICATION p FOR TABLE m`)
+	cfg := e.config()
+	cfg.TopicPartitions = 4
+	stop, _ := e.start(cfg)
+	defer func() { _ = stop() }() // how the relay ended does not matter here
+	waitSlot(t, e.conn, "s")
+	const keys, versions = 40, 5
+	exec(t, e.conn, `INSERT INTO m SELECT g, 0 FROM generate_series(1, 40) g`)
+	for v := 1; v < versions; v++ {
+		exec(t, e.conn, `UPDATE m SET ver = ver + 1`)
+	}
+	exec(t, e.conn, `TRUNCATE m`)
+	topic := "bulwark.cdc.public.m"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.b.Addrs()...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	hash := kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+	partOf := map[string]int32{}
+	lastVer := map[string]int{}
+	truncates := map[int32]bool{}
+	seen := 0
+	for seen < keys*versions || len(truncates) < 4 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d changes and truncates on %d partitions", seen, keys*versions, len(truncates))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var ev relay.Event
+			if err := jsonUnmarshal(r.Value, &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Op == "t" {
+				truncates[r.Partition] = true
+				return
+			}
+			seen++
+			k := string(r.Key)
+			if p, ok := partOf[k]; ok && p != r.Partition {
+				t.Fatalf("key %s in partitions %d and %d", k, p, r.Partition)
+			}
+			partOf[k] = r.Partition
+			if want := int32(hash.Partition(&kgo.Record{Key: r.Key}, 4)); r.Partition != want {
+				t.Fatalf("key %s in partition %d, Kafka's default partitioner says %d", k, r.Partition, want)
+			}
+			var row map[string]any
+			if err := jsonUnmarshal(ev.After, &row); err != nil {
+				t.Fatal(err)
+			}
+			v := int(row["ver"].(float64))
+			if prev, ok := lastVer[k]; ok && v != prev+1 {
+				t.Fatalf("key %s: version %d after %d", k, v, prev)
+			}
+			lastVer[k] = v
+		})
+	}
+	used := map[int32]bool{}
+	for _, p := range partOf {
+		used[p] = true
+	}
+	if len(partOf) != keys || len(used) < 2 {
+		t.Fatalf("%d keys over %d partitions: the test needs them spread", len(partOf), len(used))
+	}
+}

@@ -35,7 +35,7 @@ func newSink(ctx context.Context, cfg *Config) (*sink, error) {
 	opts := append(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.KafkaOpts...),
 		kgo.TransactionalID(TransactionalID(cfg.Slot)),
 		kgo.TransactionTimeout(60*time.Second),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RecordPartitioner(keyPartitioner{keyed: kgo.StickyKeyPartitioner(nil), manualTopic: cfg.CheckpointTopic}),
 		kgo.ProducerBatchMaxBytes(1<<20),
 		// 10,000 records × ~0.5 KiB ≈ 5 MiB buffered before Produce blocks.
 		kgo.MaxBufferedRecords(10_000),
@@ -173,43 +173,33 @@ func (s *sink) writeCheckpoint(ctx context.Context, ckpt *Checkpoint) error {
 	return s.commit(ctx, ckpt)
 }
 
-// partition picks the partition of key among n the way Kafka's default
-// partitioner does (murmur2), so that other producers agree.
-func partition(key []byte, n int32) int32 {
-	if n <= 1 || key == nil {
-		return 0
-	}
-	return int32(murmur2(key)&0x7fffffff) % n
+// keyPartitioner places keyed records with franz-go's Kafka-compatible
+// key hashing (murmur2, as Kafka's default partitioner: other producers of
+// the same keys agree), and keyless ones (a truncate, copied to every
+// partition so that it is ordered against every key) where the relay put
+// them. Every record is placed by its key or its own Partition, never by
+// load, so a key's events stay in one partition, in order. The checkpoint
+// topic's records go where the relay puts them (partition 0, where it
+// reads them back).
+type keyPartitioner struct {
+	keyed       kgo.Partitioner
+	manualTopic string
 }
 
-func murmur2(b []byte) uint32 {
-	const (
-		seed uint32 = 0x9747b28c
-		m    uint32 = 0x5bd1e995
-		r           = 24
-	)
-	h := seed ^ uint32(len(b))
-	for ; len(b) >= 4; b = b[4:] {
-		k := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
-		k *= m
-		k ^= k >> r
-		k *= m
-		h *= m
-		h ^= k
+func (p keyPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if topic == p.manualTopic {
+		return kgo.ManualPartitioner().ForTopic(topic)
 	}
-	switch len(b) {
-	case 3:
-		h ^= uint32(b[2]) << 16
-		fallthrough
-	case 2:
-		h ^= uint32(b[1]) << 8
-		fallthrough
-	case 1:
-		h ^= uint32(b[0])
-		h *= m
+	return keyTopicPartitioner{p.keyed.ForTopic(topic)}
+}
+
+type keyTopicPartitioner struct{ keyed kgo.TopicPartitioner }
+
+func (keyTopicPartitioner) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (p keyTopicPartitioner) Partition(r *kgo.Record, n int) int {
+	if r.Key == nil {
+		return int(r.Partition)
 	}
-	h ^= h >> 13
-	h *= m
-	h ^= h >> 15
-	return h
+	return p.keyed.Partition(r, n)
 }

@@ -296,7 +296,7 @@ func (s *session) produce(ctx context.Context, topic string, key []byte, ev *Eve
 		}
 		return nil
 	}
-	return s.sink.add(ctx, &kgo.Record{Topic: topic, Partition: partition(key, n), Key: key, Value: val})
+	return s.sink.add(ctx, &kgo.Record{Topic: topic, Key: key, Value: val})
 }
 
 func (s *session) endTxn(ctx context.Context, st *repl.Stream, end pgoutput.LSN) error {
