@@ -1,32 +1,18 @@
 package server_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // stateCount counts every row a request could write: ledger rows, journal,
 // tenants, keys and settings with their audit.
 func stateCount(t *testing.T, url string) int {
 	t.Helper()
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var n int
-	if err := conn.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM transactions) +
-		(SELECT count(*) FROM entries) + (SELECT count(*) FROM journal) + (SELECT count(*) FROM accounts) +
-		(SELECT count(*) FROM tenants) + (SELECT count(*) FROM api_keys) +
-		(SELECT count(*) FROM control_settings) + (SELECT count(*) FROM control_audit)`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return countRows(t, url, "transactions", "entries", "journal", "accounts",
+		"tenants", "api_keys", "control_settings", "control_audit")
 }
 
 const okPosting = `"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]`
