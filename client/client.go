@@ -71,11 +71,10 @@ func New(baseURL, key string, opts ...Option) (*Client, error) {
 // the batches on the wire to be answered (their callers get their
 // results). Later Transfer calls return ErrClosed; other calls still work.
 // Close is idempotent.
-func (c *Client) Close() error {
+func (c *Client) Close() {
 	if c.batcher != nil {
 		c.batcher.close()
 	}
-	return nil
 }
 
 // request is one API call.

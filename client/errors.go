@@ -45,7 +45,7 @@ func (e *Error) Error() string {
 
 // Is matches the sentinel of e's code: errors.Is(err, ErrInsufficientFunds).
 func (e *Error) Is(target error) bool {
-	s, ok := target.(*sentinel) //nolint:errorlint // Is compares with the target itself, as errors.Is asks
+	s, ok := target.(*sentinel)
 	return ok && s.code == e.Code
 }
 

@@ -33,7 +33,12 @@ func TestExample(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("server did not start")
 	}
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
 	base = "http://" + base
 	admin, err := client.New(base, "bwa_example")
 	if err != nil {
