@@ -67,6 +67,12 @@ func TestTypedErrors(t *testing.T) {
 			_, err := c.Transfer(ctx, transfer("x", "world", "world", 1))
 			return err
 		}, client.ErrInvalidAccount, 400},
+		{"bad metadata (local)", func() error {
+			tx := transfer("x", "world", "merchant:7", 1)
+			tx.Metadata = []byte(`{"a":`)
+			_, err := c.Transfer(ctx, tx)
+			return err
+		}, client.ErrMalformedJSON, 400},
 		{"bad account id (local)", func() error { _, err := c.Account(ctx, "a b"); return err }, client.ErrInvalidAccount, 400},
 	} {
 		err := tc.err()

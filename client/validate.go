@@ -1,6 +1,8 @@
 package client
 
 import (
+	"bytes"
+	"encoding/json"
 	"regexp"
 	"strconv"
 	"unicode/utf8"
@@ -12,6 +14,7 @@ const (
 	maxKeyLength      = 200            // idempotency_key and group
 	maxPostings       = 64             // postings of one transaction
 	maxTimeoutSeconds = 30 * 24 * 3600 // timeout_seconds: 30 days
+	maxMetadataBytes  = 4096           // metadata as sent
 	// MaxBatch is the most transactions of one batch request: 8,190 × ~1 KiB
 	// stays within the server's 8 MiB body limit.
 	MaxBatch = 8190
@@ -77,6 +80,9 @@ func validateTx(tx *Tx) *Error {
 	if len(tx.Group) > maxKeyLength || !validText(tx.Group) {
 		return newError("invalid_request", -1, "group longer than %d characters or not UTF-8", maxKeyLength)
 	}
+	if err := validateMetadata(tx.Metadata); err != nil {
+		return err
+	}
 	switch tx.Type {
 	case "", TypePosted, TypePending:
 		return validatePostings(tx)
@@ -126,6 +132,25 @@ func validatePostings(tx *Tx) *Error {
 		if !assetPattern.MatchString(p.Asset) {
 			return newError("invalid_request", -1, "posting %d: asset must match %s", i, assetPattern)
 		}
+	}
+	return nil
+}
+
+// validateMetadata refuses metadata that is not one JSON object (or null)
+// of at most maxMetadataBytes: one caller's bad metadata must fail its own
+// call, not the batch it would share with others.
+func validateMetadata(m json.RawMessage) *Error {
+	if len(m) == 0 {
+		return nil
+	}
+	if !json.Valid(m) {
+		return newError("malformed_json", -1, "metadata is not valid JSON")
+	}
+	if t := bytes.TrimSpace(m); t[0] != '{' && string(t) != "null" {
+		return newError("malformed_json", -1, "metadata must be a JSON object")
+	}
+	if len(m) > maxMetadataBytes {
+		return newError("invalid_request", -1, "metadata over %d bytes", maxMetadataBytes)
 	}
 	return nil
 }
