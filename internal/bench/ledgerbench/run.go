@@ -69,7 +69,7 @@ func runOne(ctx context.Context, cfg *Config, adminURL string, work *workload, m
 		l.url, l.size = t.baseURL+"/v1/transactions/batch", batchSize
 	}
 	if mode == ModeClient {
-		// Default batching (up to 8,190 transfers, 1 ms linger) and retries.
+		// Default batching (up to 8,190 transfers, 200 µs linger) and retries.
 		if l.cl, err = client.New(t.baseURL, key, client.WithHTTPClient(hc), client.WithTimeout(requestTimeout)); err != nil {
 			return res, err
 		}
