@@ -2,9 +2,15 @@ package client
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
+
+// maxBatchBytes bounds the estimated JSON of one automatic batch below
+// the server's 8 MiB body limit: 8,190 plain transfers take ~1.5 MiB, but
+// transfers with 4 KiB of metadata each would pass 8 MiB at ~2,000.
+const maxBatchBytes = 7 << 20
 
 // queueFactor sizes the batcher's queue: maxItems × 4 waiting transfers
 // (8,190 × 4 × 8 B of pointers ≈ 256 KiB) keep the gatherer busy while
@@ -17,8 +23,9 @@ const queueFactor = 4
 // One goroutine (run) takes calls from the queue and gathers a batch: it
 // starts with the first call and closes the batch after linger, at
 // maxItems calls, or when a call's idempotency key is in the batch already
-// (the server refuses a batch with duplicate keys; the call opens the next
-// batch instead). Each closed batch is sent by its own goroutine, at most
+// (the server refuses a batch with duplicate keys) or the call would take
+// the batch's estimated JSON past maxBytes (the server's body limit); such
+// a call opens the next batch instead. Each closed batch is sent by its own goroutine, at most
 // inFlight at once (sem); while all are on the wire, run waits, and calls
 // queue up. Every call gets its own result: its transaction or its item
 // error, or the batch's error (transport, 503 after the retries) when the
@@ -32,6 +39,7 @@ type batcher struct {
 	c        *Client
 	maxItems int
 	linger   time.Duration
+	maxBytes int // estimated JSON bytes of a batch (maxBatchBytes)
 	queue    chan *call
 	sem      chan struct{} // one token per batch on the wire
 	stop     chan struct{} // closed by close
@@ -44,13 +52,14 @@ type batcher struct {
 // call is one Transfer waiting for its result.
 type call struct {
 	tx   *Tx
+	size int             // estimated JSON bytes of tx
 	done <-chan struct{} // the caller's ctx.Done()
 	res  chan Result     // buffered 1: delivering never blocks
 }
 
 func newBatcher(c *Client, maxItems int, linger time.Duration, inFlight int) *batcher {
 	b := &batcher{
-		c: c, maxItems: maxItems, linger: linger,
+		c: c, maxItems: maxItems, linger: linger, maxBytes: maxBatchBytes,
 		queue: make(chan *call, maxItems*queueFactor),
 		sem:   make(chan struct{}, inFlight),
 		stop:  make(chan struct{}),
@@ -64,7 +73,7 @@ func newBatcher(c *Client, maxItems int, linger time.Duration, inFlight int) *ba
 // first, it returns ctx's error; the transaction may still commit if its
 // batch was sent.
 func (b *batcher) submit(ctx context.Context, tx *Tx) (*Transaction, error) {
-	cl := &call{tx: tx, done: ctx.Done(), res: make(chan Result, 1)}
+	cl := &call{tx: tx, size: estimateSize(tx), done: ctx.Done(), res: make(chan Result, 1)}
 	if err := b.enqueue(ctx, cl); err != nil {
 		return nil, err
 	}
@@ -125,25 +134,58 @@ func (b *batcher) run() {
 // maxItems are in, or a call repeats a key of the batch (returned as
 // carry, the first call of the next batch).
 func (b *batcher) gather(first *call, timer *time.Timer) (batch []*call, carry *call) {
-	batch = []*call{first}
-	keys := map[string]struct{}{first.tx.IdempotencyKey: {}}
+	g := b.newGathering(first)
 	timer.Reset(b.linger)
 	defer timer.Stop()
-	for len(batch) < b.maxItems {
+	for len(g.batch) < b.maxItems {
 		select {
 		case cl := <-b.queue:
-			if _, dup := keys[cl.tx.IdempotencyKey]; dup {
-				return batch, cl
+			if !g.add(cl) {
+				return g.batch, cl
 			}
-			keys[cl.tx.IdempotencyKey] = struct{}{}
-			batch = append(batch, cl)
 		case <-timer.C:
-			return batch, nil
+			return g.batch, nil
 		case <-b.stop:
-			return batch, nil
+			return g.batch, nil
 		}
 	}
-	return batch, nil
+	return g.batch, nil
+}
+
+// gathering is a batch being gathered.
+type gathering struct {
+	batch    []*call
+	keys     map[string]struct{}
+	bytes    int
+	maxBytes int
+}
+
+func (b *batcher) newGathering(first *call) *gathering {
+	return &gathering{batch: []*call{first}, keys: map[string]struct{}{first.tx.IdempotencyKey: {}},
+		bytes: first.size, maxBytes: b.maxBytes}
+}
+
+// add adds cl unless its key is in the batch already or it would take the
+// batch past maxBytes; then cl must open the next batch.
+func (g *gathering) add(cl *call) bool {
+	if _, dup := g.keys[cl.tx.IdempotencyKey]; dup || g.bytes+cl.size > g.maxBytes {
+		return false
+	}
+	g.keys[cl.tx.IdempotencyKey] = struct{}{}
+	g.bytes += cl.size
+	g.batch = append(g.batch, cl)
+	return true
+}
+
+// estimateSize is an upper estimate of tx's JSON: its strings plus the
+// member names and punctuation (~100 B per posting, ~150 B per
+// transaction).
+func estimateSize(tx *Tx) int {
+	n := 150 + len(tx.IdempotencyKey) + len(tx.Metadata) + len(tx.PendingID) + len(tx.Amount) + len(tx.Group)
+	for _, p := range tx.Postings {
+		n += 100 + len(p.Source) + len(p.Destination) + len(p.Amount) + len(p.Asset)
+	}
+	return n
 }
 
 // drain sends what is queued once stop is closed (nothing enqueues any
@@ -165,21 +207,18 @@ func (b *batcher) drain() {
 
 // gatherNow is gather without waiting: what is queued, up to maxItems.
 func (b *batcher) gatherNow(first *call) (batch []*call, carry *call) {
-	batch = []*call{first}
-	keys := map[string]struct{}{first.tx.IdempotencyKey: {}}
-	for len(batch) < b.maxItems {
+	g := b.newGathering(first)
+	for len(g.batch) < b.maxItems {
 		select {
 		case cl := <-b.queue:
-			if _, dup := keys[cl.tx.IdempotencyKey]; dup {
-				return batch, cl
+			if !g.add(cl) {
+				return g.batch, cl
 			}
-			keys[cl.tx.IdempotencyKey] = struct{}{}
-			batch = append(batch, cl)
 		default:
-			return batch, nil
+			return g.batch, nil
 		}
 	}
-	return batch, nil
+	return g.batch, nil
 }
 
 // dispatch sends batch on its own goroutine once a slot is free. Calls
@@ -220,6 +259,19 @@ func (b *batcher) send(batch []*call) {
 			cl.res <- Result{Err: err}
 			continue
 		}
-		cl.res <- res[i]
+		cl.res <- alone(res[i])
 	}
+}
+
+// alone makes an item's error look as if its transaction had been sent
+// alone: Index 0 (as POST /v1/transactions answers), not its place in a
+// batch the caller never saw.
+func alone(r Result) Result {
+	var e *Error
+	if errors.As(r.Err, &e) && e.Index > 0 {
+		c := *e
+		c.Index = 0
+		r.Err = &c
+	}
+	return r
 }

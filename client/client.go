@@ -101,11 +101,15 @@ type answer struct {
 func (c *Client) do(ctx context.Context, r *request, out any) (answer, error) {
 	var body []byte
 	if r.body != nil {
-		b, err := json.Marshal(r.body)
-		if err != nil {
+		// No HTML escaping: "<" stays one byte, so the batcher's size
+		// estimate holds and metadata is stored as given.
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(r.body); err != nil {
 			return answer{}, fmt.Errorf("bulwark: encode %s %s: %w", r.method, r.path, err)
 		}
-		body = b
+		body = buf.Bytes()
 	}
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
