@@ -100,8 +100,9 @@ func TestBatchingKeepsResultsApart(t *testing.T) {
 			t.Errorf("call %d: %+v, %v", i, res[i].tx, res[i].err)
 		}
 	}
-	if !errors.Is(res[1].err, client.ErrInsufficientFunds) {
-		t.Errorf("poor call: %v, want ErrInsufficientFunds", res[1].err)
+	var e *client.Error
+	if !errors.Is(res[1].err, client.ErrInsufficientFunds) || !errors.As(res[1].err, &e) || e.Index != 0 {
+		t.Errorf("poor call: %v, want ErrInsufficientFunds with index 0 (as if sent alone)", res[1].err)
 	}
 	if res[2].err == nil && res[3].err == nil && (res[2].tx.ID != res[3].tx.ID || res[2].tx.Replayed == res[3].tx.Replayed) {
 		t.Errorf("same key twice: %+v and %+v, want one transaction, one replay", res[2].tx, res[3].tx)

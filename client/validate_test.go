@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"errors"
+	"math/big"
 	"testing"
 
 	"github.com/bulwark-ledger/bulwark/client"
@@ -61,4 +62,21 @@ func TestNewValidatesOptions(t *testing.T) {
 	}
 	c.Close()
 	c.Close() // idempotent
+}
+
+// FuzzParseAmount: ParseAmount accepts exactly the canonical decimal
+// strings of 0 to 2^128-1 (checked against math/big).
+func FuzzParseAmount(f *testing.F) {
+	for _, s := range []string{"0", "1", "01", "-1", "340282366920938463463374607431768211455", "340282366920938463463374607431768211456", "1e3", ""} {
+		f.Add(s)
+	}
+	maxAmount := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 128), big.NewInt(1))
+	f.Fuzz(func(t *testing.T, s string) {
+		n, ok := new(big.Int).SetString(s, 10)
+		want := ok && n.Sign() >= 0 && n.Cmp(maxAmount) <= 0 && n.String() == s
+		_, err := client.ParseAmount(s)
+		if (err == nil) != want {
+			t.Fatalf("ParseAmount(%q): %v, want ok=%v", s, err, want)
+		}
+	})
 }
