@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t="${1:-30s}"
-grep -rl --include='*_test.go' '^func Fuzz' internal | while read -r f; do
+grep -rl --include='*_test.go' '^func Fuzz' internal client | while read -r f; do
   dir="./$(dirname "$f")"
   for name in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //'); do
     echo "== $dir $name ($t)"

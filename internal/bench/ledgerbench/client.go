@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/bulwark-ledger/bulwark/client"
 )
 
 // maxResponseBytes bounds a response read: a batch100 answer is ~100 ×
@@ -29,6 +31,9 @@ type load struct {
 	work    *workload
 	seed    uint64
 	measure *window
+	// cl, when set (mode client), sends each transfer with cl.Transfer
+	// instead of a hand-built request.
+	cl *client.Client
 }
 
 // maxWindowExtension bounds how far past its planned end a window waits
@@ -162,11 +167,22 @@ func (l *load) runClients(ctx context.Context, n int) *clientStats {
 func (l *load) client(ctx context.Context, id int, st *clientStats) {
 	rng := rand.New(rand.NewPCG(l.seed, uint64(id)))
 	var body []byte
+	var tx client.Tx
 	seq := 0
 	for ctx.Err() == nil && l.measure.open() {
-		body, seq = l.appendBody(body[:0], rng, id, seq)
+		if l.cl != nil {
+			tx, seq = l.nextTx(rng, id, seq)
+		} else {
+			body, seq = l.appendBody(body[:0], rng, id, seq)
+		}
 		sent := time.Now()
-		failed, err := l.post(ctx, body)
+		var failed int
+		var err error
+		if l.cl != nil {
+			failed, err = l.transfer(ctx, tx)
+		} else {
+			failed, err = l.post(ctx, body)
+		}
 		done := time.Now()
 		if err != nil && st.firstErr == "" {
 			st.firstErr = err.Error()
@@ -208,6 +224,24 @@ func (l *load) appendBody(b []byte, rng *rand.Rand, id, seq int) ([]byte, int) {
 		b = append(b, `]}`...)
 	}
 	return b, seq
+}
+
+// nextTx is the transfer of mode client, keyed like appendBody's.
+func (l *load) nextTx(rng *rand.Rand, id, seq int) (client.Tx, int) {
+	src, dst := l.work.pick(rng)
+	key := "c" + strconv.Itoa(id) + "-" + strconv.Itoa(seq)
+	return client.Tx{IdempotencyKey: key, Postings: []client.Posting{{Source: src, Destination: dst, Amount: "1", Asset: asset}}}, seq + 1
+}
+
+// transfer sends one transfer through the client (batched with the other
+// clients' concurrent calls) and returns 1 if it failed.
+func (l *load) transfer(ctx context.Context, tx client.Tx) (failed int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if _, err := l.cl.Transfer(ctx, tx); err != nil {
+		return 1, err
+	}
+	return 0, nil
 }
 
 // post sends one request and returns how many of its transfers failed,

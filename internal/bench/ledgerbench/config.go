@@ -24,6 +24,11 @@ const (
 const (
 	ModePipeline = "pipeline"
 	ModeNaive    = "naive"
+	// ModeClient runs the pipeline server and sends one transfer per call
+	// through the public Go client (package client), whose automatic
+	// batching coalesces the concurrent calls into batch requests. It
+	// measures request type single only.
+	ModeClient = "client"
 )
 
 // Request types.
@@ -72,8 +77,9 @@ type Config struct {
 	// Requests are the request types to measure, in order. Empty means
 	// single and batch100.
 	Requests []string
-	// Modes are the server modes to measure, in order. Empty means pipeline
-	// and naive.
+	// Modes are the server modes to measure, in order. Empty means
+	// pipeline, naive and client (client needs request type single and
+	// skips the others).
 	Modes []string
 	// Seed of the transfer generator; a run replays from it. Zero means 1.
 	Seed uint64
@@ -102,7 +108,7 @@ func (c *Config) ensureDefaults() {
 		c.Requests = []string{RequestSingle, RequestBatch100}
 	}
 	if len(c.Modes) == 0 {
-		c.Modes = []string{ModePipeline, ModeNaive}
+		c.Modes = []string{ModePipeline, ModeNaive, ModeClient}
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
@@ -126,7 +132,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("duration %s: want more than 0 and at most %s", c.Duration, MaxDuration))
 	}
 	errs = append(errs, checkList("request", c.Requests, RequestSingle, RequestBatch100))
-	errs = append(errs, checkList("mode", c.Modes, ModePipeline, ModeNaive))
+	errs = append(errs, checkList("mode", c.Modes, ModePipeline, ModeNaive, ModeClient))
+	if slices.Contains(c.Modes, ModeClient) && !slices.Contains(c.Requests, RequestSingle) {
+		errs = append(errs, fmt.Errorf("mode %s measures request type %s only: add it to the request types", ModeClient, RequestSingle))
+	}
 	return errors.Join(errs...)
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // shape and correctness, never its speed (STYLE.md rule 20).
 func TestRunHotShape(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts four servers")
+		t.Skip("starts five servers")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -35,8 +36,8 @@ func TestRunHotShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 4 {
-		t.Fatalf("%d results, want 4 (2 modes × 2 request types)", len(rep.Results))
+	if len(rep.Results) != 5 {
+		t.Fatalf("%d results, want 5 (2 modes × 2 request types, and client single)", len(rep.Results))
 	}
 	seen := map[string]bool{}
 	for _, r := range rep.Results {
@@ -56,7 +57,10 @@ func TestRunHotShape(t *testing.T) {
 			t.Errorf("%s/%s: %d errors (first %q), violations %v", r.Mode, r.Request, r.Errors, r.FirstError, r.Violations)
 		}
 	}
-	for _, k := range []string{"pipeline/single", "pipeline/batch100", "naive/single", "naive/batch100"} {
+	if !strings.Contains(out.String(), "client single >= 80% of pipeline batch100") {
+		t.Errorf("no client target line in:\n%s", out.String())
+	}
+	for _, k := range []string{"pipeline/single", "pipeline/batch100", "naive/single", "naive/batch100", "client/single"} {
 		if !seen[k] {
 			t.Errorf("no result for %s", k)
 		}
@@ -90,6 +94,7 @@ func TestConfigValidate(t *testing.T) {
 		{Duration: -time.Second},
 		{Requests: []string{"batch7"}},
 		{Modes: []string{"naive", "naive"}},
+		{Modes: []string{"client"}, Requests: []string{"batch100"}},
 	} {
 		if _, err := ledgerbench.Run(context.Background(), cfg, &bytes.Buffer{}); err == nil {
 			t.Errorf("Run(%+v) accepted an invalid config", cfg)

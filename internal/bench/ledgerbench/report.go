@@ -16,6 +16,9 @@ import (
 const (
 	targetHotRatio = 50.0
 	targetP99Ms    = 100.0
+	// targetClientShare: client single reaches this share of pipeline
+	// batch100's throughput, in the same run.
+	targetClientShare = 0.8
 )
 
 // Report is the outcome of Run.
@@ -151,6 +154,14 @@ func (r *Report) targets() string {
 	if len(p99) > 0 {
 		fmt.Fprintf(&b, " pipeline p99 < %.0f ms: %s;", targetP99Ms, strings.Join(p99, ", "))
 	}
+	if c, p := r.find(ModeClient, RequestSingle), r.find(ModePipeline, RequestBatch100); c != nil && p != nil {
+		share := 0.0
+		if p.TransfersPerSec > 0 {
+			share = c.TransfersPerSec / p.TransfersPerSec
+		}
+		fmt.Fprintf(&b, " client single >= %.0f%% of pipeline batch100: %.0f%% %s;", 100*targetClientShare, 100*share,
+			pass(p.TransfersPerSec > 0 && share >= targetClientShare))
+	}
 	b.WriteString(" hot vs uniform within 2x: compare runs of both workloads")
 	return b.String()
 }
@@ -163,6 +174,16 @@ func (r *Report) requests() []string {
 		}
 	}
 	return out
+}
+
+// find returns the result of mode and request, nil if none.
+func (r *Report) find(mode, request string) *Result {
+	for i := range r.Results {
+		if r.Results[i].Mode == mode && r.Results[i].Request == request {
+			return &r.Results[i]
+		}
+	}
+	return nil
 }
 
 // pair returns the pipeline and naive results of a request type.

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"syscall"
 	"time"
+
+	"github.com/bulwark-ledger/bulwark/client"
 )
 
 // Run measures every mode × request type of cfg.Workload, each on a fresh
@@ -31,6 +33,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep *Report, err error
 		cfg.Workload, len(work.accounts), cfg.Clients, cfg.Duration, cfg.Warmup, cfg.Seed)
 	for _, mode := range cfg.Modes {
 		for _, request := range cfg.Requests {
+			if mode == ModeClient && request != RequestSingle {
+				continue
+			}
 			began := time.Now()
 			res, err := runOne(ctx, &cfg, adminURL, work, mode, request)
 			if err != nil {
@@ -62,6 +67,13 @@ func runOne(ctx context.Context, cfg *Config, adminURL string, work *workload, m
 	l := &load{hc: hc, url: t.baseURL + "/v1/transactions", auth: "Bearer " + key, size: 1, work: work, seed: cfg.Seed}
 	if request == RequestBatch100 {
 		l.url, l.size = t.baseURL+"/v1/transactions/batch", batchSize
+	}
+	if mode == ModeClient {
+		// Default batching (up to 8,190 transfers, 200 µs linger) and retries.
+		if l.cl, err = client.New(t.baseURL, key, client.WithHTTPClient(hc), client.WithTimeout(requestTimeout)); err != nil {
+			return res, err
+		}
+		defer l.cl.Close()
 	}
 	m, err := measure(ctx, cfg, t, l)
 	if err != nil {
