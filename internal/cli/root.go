@@ -26,6 +26,7 @@ func Root() *cobra.Command {
 		newCDCCmd(),
 		newPGCmd(),
 		newBenchCmd(),
+		newLoadCmd(),
 	)
 	return root
 }
