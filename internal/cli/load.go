@@ -145,7 +145,7 @@ func (f *loadFlags) config(cmd *cobra.Command) (rehearsal.Config, error) {
 	return cfg, nil
 }
 
-func (f *loadFlags) run(cmd *cobra.Command) error {
+func (f *loadFlags) run(cmd *cobra.Command) (err error) {
 	cfg, err := f.config(cmd)
 	if err != nil {
 		return &exitError{code: ExitBadInput, err: err}
@@ -156,11 +156,15 @@ func (f *loadFlags) run(cmd *cobra.Command) error {
 		if err := cfg.Validate(); err != nil { // before starting a server
 			return &exitError{code: ExitBadInput, err: err}
 		}
-		url, key, stop, err := startSelf(ctx, f.selfPostgres)
-		if err != nil {
-			return fmt.Errorf("--self: %w", err)
+		url, key, stop, serr := startSelf(ctx, f.selfPostgres)
+		if serr != nil {
+			return fmt.Errorf("--self: %w", serr)
 		}
-		defer stop()
+		defer func() {
+			if serr := stop(); serr != nil && err == nil {
+				err = fmt.Errorf("--self: stop the private server: %w", serr)
+			}
+		}()
 		cfg.URL, cfg.AdminKey = url, key
 		fmt.Fprintln(cmd.ErrOrStderr(), "private server at", url)
 	}
@@ -189,7 +193,7 @@ func (f *loadFlags) run(cmd *cobra.Command) error {
 // change stream) on postgresURL, or on an embedded cluster in a temporary
 // directory, with a fresh admin key. stop shuts it down and removes the
 // directory.
-func startSelf(ctx context.Context, postgresURL string) (url, adminKey string, stop func(), err error) {
+func startSelf(ctx context.Context, postgresURL string) (url, adminKey string, stop func() error, err error) {
 	dir, err := pgserver.TempDir("bulwark-load-")
 	if err != nil {
 		return "", "", nil, err
@@ -204,10 +208,10 @@ func startSelf(ctx context.Context, postgresURL string) (url, adminKey string, s
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 		Ready:  func(a string) { ready <- a }}
 	go func() { done <- server.Run(sctx, cfg) }()
-	stop = func() {
+	stop = func() error {
 		cancel()
-		<-done
-		_ = os.RemoveAll(dir) // a temporary directory: nothing to report
+		err := <-done
+		return errors.Join(err, os.RemoveAll(dir))
 	}
 	select {
 	case a := <-ready:
