@@ -43,7 +43,10 @@ func newGenerator(cfg *Config, t *target) *generator {
 // most RequestTimeout after dur). label names the stage in the progress
 // lines. A cancelled ctx stops the arrivals; the requests in flight end
 // with it (counted as errors).
-func (g *generator) stage(ctx context.Context, label string, rate float64, dur time.Duration) []tally {
+//
+// lag is the most an arrival was sent after it was due: the generator's
+// own delay (a starved CPU), not the server's.
+func (g *generator) stage(ctx context.Context, label string, rate float64, dur time.Duration) (ts []tally, lag time.Duration) {
 	c := newCounts(len(g.cfg.Mix))
 	stop := make(chan struct{})
 	var progress sync.WaitGroup
@@ -62,6 +65,8 @@ func (g *generator) stage(ctx context.Context, label string, rate float64, dur t
 		// overshoot, and the schedule catches up by sending what is due.
 		if d := at - time.Since(start); d > time.Millisecond {
 			time.Sleep(d)
+		} else {
+			lag = max(lag, -d)
 		}
 		ci := g.pick()
 		c.arrive(ci)
@@ -80,11 +85,11 @@ func (g *generator) stage(ctx context.Context, label string, rate float64, dur t
 	wg.Wait()
 	close(stop)
 	progress.Wait()
-	out := c.snapshot()
-	for i := range out {
-		out[i].check(g.cfg.Mix[i].Class)
+	ts = c.snapshot()
+	for i := range ts {
+		ts[i].check(g.cfg.Mix[i].Class)
 	}
-	return out
+	return ts, lag
 }
 
 func (g *generator) pick() int {

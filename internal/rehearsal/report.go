@@ -72,6 +72,9 @@ type Row struct {
 	RejectedByCode map[string]int64 `json:"rejected_by_code"`
 	Dropped        int64            `json:"dropped"`
 	Errors         int64            `json:"errors"`
+	// GeneratorLagMs is the most an arrival of the stage was sent after
+	// it was due (the generator's own delay; the same for every class).
+	GeneratorLagMs float64 `json:"generator_lag_ms"`
 }
 
 func newRow(f, rate float64, dur time.Duration, class, preset string, t *tally) Row {
@@ -85,6 +88,10 @@ func newRow(f, rate float64, dur time.Duration, class, preset string, t *tally) 
 	}
 	return r
 }
+
+// lagWarnMs: a generator more than 100 ms behind its schedule is noted
+// under the table.
+const lagWarnMs = 100
 
 // Check is one objective judged at one factor.
 type Check struct {
@@ -151,6 +158,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, s := range r.Stages {
+		if s.Class == r.Stages[0].Class && s.GeneratorLagMs > lagWarnMs {
+			fmt.Fprintf(w, "note: at %g× the generator sent arrivals up to %.0fms late (CPU-starved): the offer was burstier than scheduled\n",
+				s.LoadFactor, s.GeneratorLagMs)
+		}
 	}
 	for _, c := range r.Checks {
 		res := "pass"

@@ -47,7 +47,7 @@ func rehearse(ctx context.Context, cfg *Config, t *target) (*Report, error) {
 			}
 			preset = cfg.Preset
 		}
-		ts := g.stage(ctx, fmt.Sprintf("stage %g×", f), rate, cfg.StageDuration)
+		ts, lag := g.stage(ctx, fmt.Sprintf("stage %g×", f), rate, cfg.StageDuration)
 		if preset != "" {
 			if err := t.revertPreset(ctx, preset); err != nil {
 				return rep, err
@@ -57,7 +57,9 @@ func rehearse(ctx context.Context, cfg *Config, t *target) (*Report, error) {
 			return rep, fmt.Errorf("stage %g×: %w", f, err)
 		}
 		for i, tl := range ts {
-			rep.Stages = append(rep.Stages, newRow(f, rate, cfg.StageDuration, cfg.Mix[i].Class, preset, &tl))
+			row := newRow(f, rate, cfg.StageDuration, cfg.Mix[i].Class, preset, &tl)
+			row.GeneratorLagMs = msf(lag)
+			rep.Stages = append(rep.Stages, row)
 		}
 	}
 	rep.judge(cfg)
@@ -72,7 +74,7 @@ func searchCapacity(ctx context.Context, g *generator, rep *Report) (float64, er
 	pi := slices.IndexFunc(cfg.Mix, func(s Share) bool { return s.Class == ClassPayments })
 	good := 0.0
 	for rate := cfg.StartRate; ; rate = min(2*rate, cfg.MaxRate) {
-		ts := g.stage(ctx, "capacity step", rate, cfg.StepDuration)
+		ts, _ := g.stage(ctx, "capacity step", rate, cfg.StepDuration)
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("capacity search: %w", err)
 		}
