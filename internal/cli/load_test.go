@@ -28,6 +28,7 @@ type loadReport struct {
 		LoadFactor     float64          `json:"load_factor"`
 		Class          string           `json:"class"`
 		Preset         string           `json:"preset"`
+		DurationSec    float64          `json:"duration_s"`
 		Offered        int64            `json:"offered"`
 		Achieved       int64            `json:"achieved"`
 		OfferedPerSec  float64          `json:"offered_per_sec"`
@@ -47,10 +48,16 @@ type loadReport struct {
 // the verdict must fail with exit code 1 while the report's numbers add up.
 func TestLoadSelf(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "load.json")
-	out, err := run(t, "load", "--self", "--step-duration", "300ms", "--stage-duration", "600ms",
-		"--start-rate", "20", "--max-rate", "80", "--factors", "1,4", "--at", "4",
-		"--preset", "surge", "--preset-at", "4", "--objective-p99-ratio", "0.001", "--json", path)
+	dir := t.TempDir()
+	path, scenario := filepath.Join(dir, "load.json"), filepath.Join(dir, "scenario.json")
+	// The scenario gives the mix, the factors and the preset; the flag's
+	// stage duration wins over its 10 s.
+	if err := os.WriteFile(scenario, []byte(`{"mix": {"payments": 70, "reads": 25, "crawler": 5},
+		"factors": [1, 4], "stage_duration": "10s", "preset": "surge", "preset_at": 4}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "load", "--self", "--scenario", scenario, "--step-duration", "300ms", "--stage-duration", "600ms",
+		"--start-rate", "20", "--max-rate", "80", "--at", "4", "--objective-p99-ratio", "0.001", "--json", path)
 	if code := cli.ExitCode(err); code != cli.ExitFailure {
 		t.Fatalf("exit code %d (%v), want %d for a failed verdict:\n%s", code, err, cli.ExitFailure, out)
 	}
@@ -83,6 +90,9 @@ func TestLoadSelf(t *testing.T) {
 		}
 		if s.Offered > 0 && s.SuccessRate != float64(s.Achieved)/float64(s.Offered) {
 			t.Errorf("%g× %s: success rate %g != %d/%d", s.LoadFactor, s.Class, s.SuccessRate, s.Achieved, s.Offered)
+		}
+		if s.DurationSec != 0.6 {
+			t.Errorf("%g× %s: stage of %gs, want the flag's 0.6s", s.LoadFactor, s.Class, s.DurationSec)
 		}
 		if wantPreset := s.LoadFactor == 4; (s.Preset == "surge") != wantPreset {
 			t.Errorf("%g× %s: preset %q", s.LoadFactor, s.Class, s.Preset)
