@@ -62,7 +62,7 @@ func (f *loadFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.selfPostgres, "self-postgres", "", "with --self: an empty PostgreSQL database URL to use instead of the embedded cluster")
 	fl.StringVar(&c.URL, "url", "", "base URL of the Bulwark to rehearse against")
 	fl.StringVar(&c.AdminKey, "admin-key", os.Getenv("BULWARK_ADMIN_KEY"), "admin key: create a tenant, key and accounts for the run (env BULWARK_ADMIN_KEY)")
-	fl.StringVar(&c.Key, "key", "", "tenant key to load instead of creating a tenant (accounts load-0… are created in it)")
+	fl.StringArrayVar(&c.Keys, "key", nil, "tenant key to load instead of creating a tenant, repeatable (accounts load-0… are created in each key's tenant)")
 	fl.StringVar(&f.mix, "mix", "", "traffic mix class=weight,… of payments, reads, batch, crawler (default payments=70,reads=25,crawler=5)")
 	fl.StringVar(&f.scenario, "scenario", "", "JSON scenario file (mix, factors, durations, preset); flags win over it")
 	fl.DurationVar(&c.StepDuration, "step-duration", 2*time.Second, "duration of each capacity search step")
@@ -126,6 +126,9 @@ func (f *loadFlags) config(cmd *cobra.Command) (rehearsal.Config, error) {
 	if fromScenario.Preset != "" && !changed("preset") {
 		cfg.Preset, cfg.PresetAt = fromScenario.Preset, fromScenario.PresetAt
 	}
+	if len(cfg.Keys) > 0 && !changed("admin-key") {
+		cfg.AdminKey = "" // BULWARK_ADMIN_KEY is not asked for with tenant keys
+	}
 	if f.mix != "" {
 		mix, err := rehearsal.ParseMix(f.mix)
 		if err != nil {
@@ -134,7 +137,7 @@ func (f *loadFlags) config(cmd *cobra.Command) (rehearsal.Config, error) {
 		cfg.Mix = mix
 	}
 	if f.self {
-		if changed("admin-key") || cfg.Key != "" {
+		if changed("admin-key") || len(cfg.Keys) > 0 {
 			return cfg, errors.New("--self creates its own tenant: give no --admin-key or --key")
 		}
 		// Placeholders for Validate, before the server starts; run sets

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwark-ledger/bulwark/client"
 	"github.com/bulwark-ledger/bulwark/internal/cli"
 	"github.com/bulwark-ledger/bulwark/internal/pgtest"
 	"github.com/bulwark-ledger/bulwark/internal/server"
@@ -140,6 +141,49 @@ func TestLoadBadInput(t *testing.T) {
 		if strings.Contains(out, "capacity step") || time.Since(start) > 15*time.Second {
 			t.Errorf("%v: load was sent before the refusal:\n%s", tc.args, out)
 		}
+	}
+}
+
+// TestLoadTenantKeys: with tenant keys of two tenants (no admin key) the
+// run creates the accounts in both and takes the keys in turn.
+func TestLoadTenantKeys(t *testing.T) {
+	t.Parallel()
+	url := startLoadServer(t)
+	admin, err := client.New(url, loadAdminKey, client.WithoutBatching())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	args := []string{"load", "--url", url, "--admin-key", "", "--mix", "payments=3,reads=1",
+		"--step-duration", "200ms", "--stage-duration", "300ms", "--start-rate", "20", "--max-rate", "40",
+		"--factors", "1", "--at", "1"}
+	var keys []string
+	for _, tenant := range []string{"acme", "globex"} {
+		if _, err := admin.CreateTenant(ctx, tenant, tenant); err != nil {
+			t.Fatal(err)
+		}
+		k, err := admin.CreateKey(ctx, tenant, client.KeyInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--key", k.Key)
+		keys = append(keys, k.Key)
+	}
+	out, err := run(t, args...)
+	if code := cli.ExitCode(err); code != 0 && code != cli.ExitFailure { // the verdict is the machine's
+		t.Fatalf("exit %d (%v):\n%s", code, err, out)
+	}
+	for _, key := range keys {
+		c, err := client.New(url, key, client.WithoutBatching())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Account(ctx, "load-1"); err != nil {
+			t.Errorf("the run's account in the tenant of %s…: %v", key[:8], err)
+		}
+	}
+	if !strings.Contains(out, "verdict:") {
+		t.Errorf("no verdict:\n%s", out)
 	}
 }
 

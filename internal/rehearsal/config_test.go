@@ -78,12 +78,12 @@ func TestValidate(t *testing.T) {
 		want   string
 	}{
 		{"no url", func(c *Config) { c.URL = "127.0.0.1:8080" }, "want http(s)"},
-		{"two keys", func(c *Config) { c.Key = "t" }, "exactly one"},
+		{"admin and tenant keys", func(c *Config) { c.Keys = []string{"t"} }, "either an admin key or tenant keys"},
 		{"success > 1", func(c *Config) { c.Success = 1.5 }, "objective success 1.5"},
 		{"ratio 0", func(c *Config) { c.P99Ratio = -1 }, "objective p99 ratio -1"},
 		{"at not a stage", func(c *Config) { c.At = []float64{3} }, "objective at 3"},
 		{"no baseline", func(c *Config) { c.Factors = []float64{2, 4}; c.At = []float64{4} }, "want 1 among them"},
-		{"preset without admin", func(c *Config) { c.AdminKey, c.Key, c.Preset, c.PresetAt = "", "t", "surge", 10 }, "needs the admin key"},
+		{"preset without admin", func(c *Config) { c.AdminKey, c.Keys, c.Preset, c.PresetAt = "", []string{"t"}, "surge", 10 }, "needs the admin key"},
 		{"preset off stage", func(c *Config) { c.Preset, c.PresetAt = "surge", 3 }, "preset at 3"},
 		{"rate bound", func(c *Config) { c.MaxRate = 1e9 }, "max rate"},
 		{"time bound", func(c *Config) { c.StageDuration = time.Hour }, "want 100ms to 10m"},

@@ -106,8 +106,9 @@ func (g *generator) pick() int {
 // send makes one request of class ci and classifies its answer.
 func (g *generator) send(ctx context.Context, ci int) (outcome, string) {
 	spec := classes[g.cfg.Mix[ci].Class]
-	c := g.t.load[spec.traffic]
 	n := g.seq.Add(1)
+	cs := g.t.load[spec.traffic]
+	c := cs[n%uint64(len(cs))]
 	acc := g.t.accounts
 	src := acc[n%uint64(len(acc))]
 	var err error

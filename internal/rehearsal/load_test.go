@@ -47,7 +47,7 @@ func scripted(t *testing.T, readDelay time.Duration, paymentsStatus func(n int64
 }
 
 func testConfig(url string) Config {
-	cfg := Config{URL: url, Key: "bwk_test", Mix: []Share{{ClassPayments, 1}, {"reads", 1}}, MaxInFlight: 4,
+	cfg := Config{URL: url, Keys: []string{"bwk_test", "bwk_other"}, Mix: []Share{{ClassPayments, 1}, {"reads", 1}}, MaxInFlight: 4,
 		RequestTimeout: 2 * time.Second, Accounts: 2}
 	cfg.EnsureDefaults()
 	return cfg

@@ -19,12 +19,14 @@ type Config struct {
 	// server, not the default 1,000/s quota), and applies Preset. The key
 	// is revoked at the end; the tenant stays (there is no tenant delete).
 	AdminKey string
-	// Key is a tenant key to load instead (when AdminKey is empty): the
-	// tenant's settings apply as they are, and accounts load-0 … load-N-1
-	// (asset LOAD, scale 0, rule none) are created in it, or reused when
-	// they exist with those attributes. Batch and crawler claims need the
-	// key to be entitled to them, else admission treats them as normal.
-	Key string
+	// Keys are tenant keys to load instead (when AdminKey is empty),
+	// taken in turn by the arrivals: the tenants' settings apply as they
+	// are, and accounts load-0 … load-N-1 (asset LOAD, scale 0, rule none)
+	// are created in each key's tenant, or reused when they exist with
+	// those attributes. Batch and crawler claims need the keys to be
+	// entitled to them, else admission treats them as normal. At most
+	// maxKeys.
+	Keys []string
 	// Mix of classes. [payments=70, reads=25, crawler=5]
 	Mix []Share
 	// Accounts the payments and reads spread over. [16]
@@ -86,6 +88,7 @@ const (
 	maxFactors       = 8
 	maxInFlightLimit = 10_000
 	maxAccounts      = 1_000
+	maxKeys          = 64
 	// maxSamples bounds the latencies kept per stage and class (8 B each,
 	// 8 MiB): percentiles are over the first maxSamples successes.
 	maxSamples = 1 << 20
@@ -142,7 +145,8 @@ func (c *Config) Validate() error {
 	}
 	u, err := url.Parse(c.URL)
 	check(err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "", "URL %q: want http(s)://host[:port]", c.URL)
-	check((c.AdminKey == "") == (c.Key == ""), "give exactly one of an admin key and a tenant key")
+	check((c.AdminKey == "") == (len(c.Keys) == 0), "give either an admin key or tenant keys")
+	check(len(c.Keys) > maxKeys, "%d tenant keys: want at most %d", len(c.Keys), maxKeys)
 	if err := validateMix(c.Mix); err != nil {
 		errs = append(errs, err)
 	}

@@ -31,27 +31,30 @@ type target struct {
 	admin    *client.Client // nil without an admin key
 	tenant   string         // the run's tenant when created here
 	keyID    string         // the key created here, revoked by close
-	load     map[string]*client.Client
-	accounts []string
+	load     map[string][]*client.Client // by traffic claim, one per key
+	accounts []string                    // the same ids in every key's tenant
 	hc       *http.Client
 }
 
 // open checks the URL and the keys and prepares the tenant, its key and
 // its accounts. Every failure is ErrBadInput: nothing was sent yet.
 func open(ctx context.Context, cfg *Config) (*target, error) {
-	t := &target{load: map[string]*client.Client{}}
+	t := &target{load: map[string][]*client.Client{}}
 	if err := ping(ctx, cfg.URL); err != nil {
 		return nil, err
 	}
-	key := cfg.Key
+	keys := cfg.Keys
 	if cfg.AdminKey != "" {
-		var err error
-		if key, err = t.createTenant(ctx, cfg); err != nil {
+		key, err := t.createTenant(ctx, cfg)
+		if err != nil {
 			return nil, errors.Join(err, t.close(ctx))
 		}
+		keys = []string{key}
 	}
-	if err := t.createAccounts(ctx, cfg, key); err != nil {
-		return nil, errors.Join(err, t.close(ctx))
+	for i, key := range keys {
+		if err := t.createAccounts(ctx, cfg, key); err != nil {
+			return nil, errors.Join(fmt.Errorf("key %d of %d: %w", i+1, len(keys), err), t.close(ctx))
+		}
 	}
 	t.hc = &http.Client{Transport: &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: cfg.RequestTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -65,12 +68,14 @@ func open(ctx context.Context, cfg *Config) (*target, error) {
 			continue
 		}
 		hc := &http.Client{Transport: claim{base: t.hc.Transport, traffic: traffic}}
-		c, err := client.New(cfg.URL, key, client.WithHTTPClient(hc), client.WithoutBatching(),
-			client.WithRetry(1, time.Second), client.WithTimeout(cfg.RequestTimeout))
-		if err != nil {
-			return nil, errors.Join(badInput("%v", err), t.close(ctx))
+		for _, key := range keys {
+			c, err := client.New(cfg.URL, key, client.WithHTTPClient(hc), client.WithoutBatching(),
+				client.WithRetry(1, time.Second), client.WithTimeout(cfg.RequestTimeout))
+			if err != nil {
+				return nil, errors.Join(badInput("%v", err), t.close(ctx))
+			}
+			t.load[traffic] = append(t.load[traffic], c)
 		}
-		t.load[traffic] = c
 	}
 	return t, nil
 }
@@ -141,6 +146,7 @@ func (t *target) createAccounts(ctx context.Context, cfg *Config, key string) er
 	if err != nil {
 		return badInput("%v", err)
 	}
+	t.accounts = t.accounts[:0]
 	for i := range cfg.Accounts {
 		id := "load-" + strconv.Itoa(i)
 		_, err := c.CreateAccount(ctx, client.AccountInput{ID: id, Asset: accountAsset, Rule: client.RuleNone})
@@ -186,8 +192,10 @@ func (t *target) close(ctx context.Context) error {
 			err = fmt.Errorf("revoke the run's key %s: %w", t.keyID, rerr)
 		}
 	}
-	for _, c := range t.load {
-		c.Close()
+	for _, cs := range t.load {
+		for _, c := range cs {
+			c.Close()
+		}
 	}
 	if t.hc != nil {
 		t.hc.CloseIdleConnections()
