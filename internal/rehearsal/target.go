@@ -28,9 +28,9 @@ const setupTimeout = 10 * time.Second
 // target is the server under rehearsal, ready for load: a client per
 // traffic claim and the accounts to use.
 type target struct {
-	admin    *client.Client // nil without an admin key
-	tenant   string         // the run's tenant when created here
-	keyID    string         // the key created here, revoked by close
+	admin    *client.Client              // nil without an admin key
+	tenant   string                      // the run's tenant when created here
+	keyID    string                      // the key created here, revoked by close
 	load     map[string][]*client.Client // by traffic claim, one per key
 	accounts []string                    // the same ids in every key's tenant
 	hc       *http.Client
