@@ -105,24 +105,15 @@ func (f *loadFlags) config(cmd *cobra.Command) (rehearsal.Config, error) {
 	cfg = f.cfg
 	cfg.Mix = fromScenario.Mix
 	changed := cmd.Flags().Changed
-	keep := func(flag string, dst, scen any) {
-		if changed(flag) || f.scenario == "" {
-			return
-		}
-		switch d := dst.(type) {
-		case *time.Duration:
-			if v := *scen.(*time.Duration); v != 0 {
-				*d = v
-			}
-		case *[]float64:
-			if v := *scen.(*[]float64); v != nil {
-				*d = v
-			}
-		}
+	if v := fromScenario.StepDuration; v != 0 && !changed("step-duration") {
+		cfg.StepDuration = v
 	}
-	keep("step-duration", &cfg.StepDuration, &fromScenario.StepDuration)
-	keep("stage-duration", &cfg.StageDuration, &fromScenario.StageDuration)
-	keep("factors", &cfg.Factors, &fromScenario.Factors)
+	if v := fromScenario.StageDuration; v != 0 && !changed("stage-duration") {
+		cfg.StageDuration = v
+	}
+	if v := fromScenario.Factors; v != nil && !changed("factors") {
+		cfg.Factors = v
+	}
 	if fromScenario.Preset != "" && !changed("preset") {
 		cfg.Preset, cfg.PresetAt = fromScenario.Preset, fromScenario.PresetAt
 	}
