@@ -23,12 +23,11 @@ var errVerdictFailed = errors.New("load: verdict fail")
 
 // loadFlags are the flags of bulwark load.
 type loadFlags struct {
-	cfg          rehearsal.Config
-	self         bool
-	selfPostgres string
-	mix          string
-	scenario     string
-	jsonPath     string
+	cfg      rehearsal.Config
+	self     bool
+	mix      string
+	scenario string
+	jsonPath string
 }
 
 func newLoadCmd() *cobra.Command {
@@ -59,7 +58,6 @@ input (refused before any load). See docs/load.md.`,
 func (f *loadFlags) add(cmd *cobra.Command) {
 	fl, c := cmd.Flags(), &f.cfg
 	fl.BoolVar(&f.self, "self", false, "start a private server (embedded PostgreSQL in a temporary directory) and rehearse against it")
-	fl.StringVar(&f.selfPostgres, "self-postgres", "", "with --self: an empty PostgreSQL database URL to use instead of the embedded cluster")
 	fl.StringVar(&c.URL, "url", "", "base URL of the Bulwark to rehearse against")
 	fl.StringVar(&c.AdminKey, "admin-key", os.Getenv("BULWARK_ADMIN_KEY"), "admin key: create a tenant, key and accounts for the run (env BULWARK_ADMIN_KEY)")
 	fl.StringArrayVar(&c.Keys, "key", nil, "tenant key to load instead of creating a tenant, repeatable (accounts load-0… are created in each key's tenant)")
@@ -150,7 +148,7 @@ func (f *loadFlags) run(cmd *cobra.Command) (err error) {
 		if err := cfg.Validate(); err != nil { // before starting a server
 			return &exitError{code: ExitBadInput, err: err}
 		}
-		url, key, stop, serr := startSelf(ctx, f.selfPostgres)
+		url, key, stop, serr := startSelf(ctx)
 		if serr != nil {
 			return fmt.Errorf("--self: %w", serr)
 		}
@@ -184,10 +182,10 @@ func (f *loadFlags) run(cmd *cobra.Command) (err error) {
 }
 
 // startSelf runs a private server on loopback (api and workers roles; no
-// change stream) on postgresURL, or on an embedded cluster in a temporary
-// directory, with a fresh admin key. stop shuts it down and removes the
+// change stream) on an embedded cluster in a temporary directory, with a
+// fresh admin key. stop shuts it down and removes the
 // directory.
-func startSelf(ctx context.Context, postgresURL string) (url, adminKey string, stop func() error, err error) {
+func startSelf(ctx context.Context) (url, adminKey string, stop func() error, err error) {
 	dir, err := pgserver.TempDir("bulwark-load-")
 	if err != nil {
 		return "", "", nil, err
@@ -197,7 +195,7 @@ func startSelf(ctx context.Context, postgresURL string) (url, adminKey string, s
 	adminKey = "bwa_" + hex.EncodeToString(raw[:])
 	sctx, cancel := context.WithCancel(ctx)
 	ready, done := make(chan string, 1), make(chan error, 1)
-	cfg := server.Config{Addr: "127.0.0.1:0", PostgresURL: postgresURL, DataDir: filepath.Join(dir, "data"), AdminKey: adminKey,
+	cfg := server.Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), AdminKey: adminKey,
 		Roles:  []string{server.RoleAPI, server.RoleWorkers},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 		Ready:  func(a string) { ready <- a }}
