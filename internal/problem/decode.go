@@ -176,7 +176,8 @@ func ScanBody(b []byte) *DecodeError {
 	return nil
 }
 
-// checkEscape checks the \uXXXX escape at the start of b (and its pair, for
+// checkEscape checks the \u escape (backslash, u, four hex digits) at the
+// start of b (and its pair, for
 // a high surrogate) and returns how many bytes it spans. A malformed escape
 // is left to the parser (0 error, length 2).
 func checkEscape(b []byte) (int, *DecodeError) {
@@ -199,7 +200,7 @@ func checkEscape(b []byte) (int, *DecodeError) {
 	return 6, nil
 }
 
-// hex4 parses the four hex digits of a \uXXXX escape at the start of b.
+// hex4 parses the four hex digits of the \u escape at the start of b.
 func hex4(b []byte) (rune, bool) {
 	if len(b) < 6 {
 		return 0, false

@@ -41,10 +41,12 @@ func countRows(t *testing.T, url string, tables ...string) int {
 	return total
 }
 
-func TestBadInputGetsProblemAndWritesNothing(t *testing.T) {
-	t.Parallel()
-	admin, url := startServer(t)
-	c := newTenant(t, admin, "acme")
+// seedLedger starts a server with tenant acme, accounts a and b (USD,
+// scale 2) and one committed transfer "ok" of 5 from a to b.
+func seedLedger(t *testing.T) (admin, c *client, url string) {
+	t.Helper()
+	admin, url = startServer(t)
+	c = newTenant(t, admin, "acme")
 	for _, id := range []string{"a", "b"} {
 		if r := c.do(t, "POST", "/v1/accounts", map[string]any{"id": id, "asset": "USD", "scale": 2}); r.status != 201 {
 			t.Fatalf("account %s: %d %s", id, r.status, r.raw)
@@ -53,6 +55,12 @@ func TestBadInputGetsProblemAndWritesNothing(t *testing.T) {
 	if r := c.do(t, "POST", "/v1/transactions", transferBody("ok", "a", "b", "5")); r.status != 201 {
 		t.Fatalf("transfer: %d %s", r.status, r.raw)
 	}
+	return admin, c, url
+}
+
+func TestBadInputGetsProblemAndWritesNothing(t *testing.T) {
+	t.Parallel()
+	_, c, url := seedLedger(t)
 	before := rowCount(t, url)
 	bigBatch := `{"transactions":[` + strings.Repeat(`{"idempotency_key":"x","postings":[]},`, 8190) + `{"idempotency_key":"y","postings":[]}]}`
 	cases := []struct {

@@ -67,16 +67,7 @@ func hostileBodies() []hostileCase {
 // 4xx problem and stable code, no 5xx, and no row of any table changes.
 func TestHostileBodiesFailAloneAndChangeNothing(t *testing.T) {
 	t.Parallel()
-	admin, url := startServer(t)
-	c := newTenant(t, admin, "acme")
-	for _, id := range []string{"a", "b"} {
-		if r := c.do(t, "POST", "/v1/accounts", map[string]any{"id": id, "asset": "USD", "scale": 2}); r.status != 201 {
-			t.Fatalf("account %s: %d %s", id, r.status, r.raw)
-		}
-	}
-	if r := c.do(t, "POST", "/v1/transactions", transferBody("ok", "a", "b", "5")); r.status != 201 {
-		t.Fatalf("transfer: %d %s", r.status, r.raw)
-	}
+	admin, c, url := seedLedger(t)
 	before := stateCount(t, url)
 	check := func(cl *client, tc hostileCase) {
 		t.Helper()

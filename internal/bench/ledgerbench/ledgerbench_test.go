@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // shape and correctness, never its speed (STYLE.md rule 20).
 func TestRunHotShape(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts five servers")
+		t.Skip("starts five servers: skipped in -short only; make test runs it")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
