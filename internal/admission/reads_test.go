@@ -44,13 +44,21 @@ func TestReadsCoalesce(t *testing.T) {
 			}
 		})
 	}
-	// The first call runs; every later caller waits on the one call queued
-	// behind it (it must not join a call that started before it arrived).
+	// The first call runs; callers that arrived before it started share it,
+	// every later one waits on the one call queued behind it (never joining
+	// a call that started before it arrived). Wait until all n are waiting.
 	waitFor(t, func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		f := r.flights["k"]
-		return calls.Load() == 1 && f != nil && !f.started && f.after != nil && f.after.callers+f.callers == n
+		if f == nil || calls.Load() != 1 {
+			return false
+		}
+		waiting := f.callers
+		if f.after != nil {
+			waiting += f.after.callers
+		}
+		return waiting == n
 	})
 	close(gate)
 	wg.Wait()
