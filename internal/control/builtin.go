@@ -28,6 +28,12 @@ const (
 	KeyQuotaCrawlerBurst = "quota.crawler.burst"
 	KeyPriorityWeight    = "priority.weight"
 	KeyAdmissionRules    = "admission.rules"
+
+	// Velocity features (docs/features.md).
+	KeyFeaturesMaxDefinitions      = "features.max_definitions"
+	KeyFeaturesMaxEntities         = "features.max_entities"
+	KeyFeaturesAllowedLateness     = "features.allowed_lateness_seconds"
+	KeyFeaturesConsumerParallelism = "features.consumer_parallelism"
 )
 
 // maxRate bounds every rate: 1,000,000/s is far past what one tenant can be
@@ -52,6 +58,14 @@ func builtinKeys() []Key {
 			Doc: "Weight of the tenant in the admission priority (0 lowest, 100 highest); combined with the route, source and traffic-type weights of the rule table."},
 		{Name: KeyAdmissionRules, Type: Text, Default: "",
 			Doc: "Classification rule table of admission control (text; empty = the built-in rules). Checked by the admission parser before it is stored."},
+		{Name: KeyFeaturesMaxDefinitions, Type: Int, Default: "100", Min: 0, Max: 10_000,
+			Doc: "Feature definitions a tenant may have (deleted ones do not count); a define beyond it is refused with too_many_features."},
+		{Name: KeyFeaturesMaxEntities, Type: Int, Default: "1000000", Min: 0, Max: 1_000_000_000,
+			Doc: "Entities (distinct values of the entity fields of its features) tracked per tenant; events of new entities beyond it are not aggregated and are counted in bulwark_features_entities_refused_total."},
+		{Name: KeyFeaturesAllowedLateness, Type: Int, Default: "3600", Min: 0, Max: 7 * 86_400,
+			Doc: "Seconds an event's time may lie before its acceptance and still be aggregated; older events are dropped and counted in bulwark_features_events_late_total."},
+		{Name: KeyFeaturesConsumerParallelism, Type: Int, Default: "4", Min: 1, Max: 256,
+			Doc: "Partitions each feature worker process applies concurrently (global scope only; each one is a PostgreSQL transaction at a time)."},
 	}
 	for _, t := range []struct {
 		task, def, doc string

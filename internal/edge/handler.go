@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bulwark-ledger/bulwark/internal/control"
+	"github.com/bulwark-ledger/bulwark/internal/features"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
 	"github.com/bulwark-ledger/bulwark/internal/problem"
 	"github.com/bulwark-ledger/bulwark/internal/tenant"
@@ -25,6 +26,8 @@ type Routes struct {
 	Tenants *tenant.Store // authentication and the tenant admin routes (required)
 	Ledger  *ledger.API
 	Control *control.API
+	// Features serves feature definitions, events, reads and evaluate.
+	Features *features.API
 }
 
 // Ops returns the endpoints every process serves whatever its roles:
@@ -60,6 +63,9 @@ func (e *Edge) Handler(ops *http.ServeMux, routes Routes, reg prometheus.Registe
 	}
 	if routes.Control != nil {
 		routes.Control.Register(app)
+	}
+	if routes.Features != nil {
+		routes.Features.Register(app)
 	}
 	app.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Send(w, problem.CodeNotFound, "no route "+r.Method+" "+r.URL.Path)

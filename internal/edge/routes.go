@@ -11,6 +11,7 @@ const (
 	RoutePayments = "payments" // ledger writes
 	RouteAccounts = "accounts" // account creation
 	RouteReads    = "reads"    // every GET
+	RouteFeatures = "features" // feature reads, evaluate, events, definitions
 	RouteAdmin    = "admin"    // admin API
 )
 
@@ -25,6 +26,7 @@ level low
 route payments 100
 route admin 100
 route accounts 60
+route features 45
 route reads 30
 route * 20
 traffic batch -20
@@ -36,6 +38,10 @@ func routeOf(r *http.Request) string {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/v1/admin/"):
 		return RouteAdmin
+	case strings.HasPrefix(r.URL.Path, "/v1/features/") || r.URL.Path == "/v1/events":
+		// Below payments (an authorization's risk check waits on it) and
+		// above ordinary reads; event ingestion shares it.
+		return RouteFeatures
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
 		return RouteReads
 	case strings.HasPrefix(r.URL.Path, "/v1/transactions"):

@@ -42,6 +42,9 @@ const (
 	CodeLinkedTransactionFailed = "linked_transaction_failed"
 	CodeTransactionNotFound     = "transaction_not_found"
 	CodeJournalEntryNotFound    = "journal_entry_not_found"
+	CodeFeatureNotFound         = "feature_not_found"
+	CodeTooManyFeatures         = "too_many_features"
+	CodeEventLogUnavailable     = "event_log_unavailable"
 	CodeOverloaded              = "overloaded"
 	CodeHistoryArchived         = "history_archived"
 	CodeShuttingDown            = "shutting_down"
@@ -109,6 +112,9 @@ var defs = []Def{
 	{CodeLinkedTransactionFailed, http.StatusUnprocessableEntity, "another transaction of the same group failed (batch and journal results only)."},
 	{CodeTransactionNotFound, http.StatusNotFound, "no such transaction for this tenant."},
 	{CodeJournalEntryNotFound, http.StatusNotFound, "no such journal entry for this tenant."},
+	{CodeFeatureNotFound, http.StatusNotFound, "no live feature of that name for this tenant."},
+	{CodeTooManyFeatures, http.StatusConflict, "the tenant has features.max_definitions features already; delete one or raise the setting."},
+	{CodeEventLogUnavailable, http.StatusServiceUnavailable, "the event log (Kafka) did not acknowledge the events; they may or may not be recorded; Retry-After; resend with the same event ids (each id is counted once)."},
 	{CodeOverloaded, http.StatusServiceUnavailable, "the server sheds load; Retry-After; retry with the same idempotency keys. From admission control the request was not started (members stage normal, shedding or collapse, reason burst, threshold, capacity, collapse or hard_limit, priority); from the commit pipeline it is full (stage: pipeline)."},
 	{CodeHistoryArchived, http.StatusGone, "an as-of balance read needs history that was archived (GET /v1/accounts/{id}/balance)."},
 	{CodeShuttingDown, http.StatusServiceUnavailable, "this process is shutting down; Retry-After; retry with the same idempotency keys."},

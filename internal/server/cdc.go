@@ -64,15 +64,10 @@ func RelayConfig(rc relay.Config, dataDir, pgURL string, brokers []string, log *
 }
 
 // newRelay builds the change stream relay of the cdc role.
-func newRelay(ctx context.Context, cfg Config, pgURL string, reg prometheus.Registerer) (*relay.Relay, func(), error) {
-	brokers, closeBroker, err := OpenBroker(ctx, cfg.KafkaBrokers, cfg.DataDir, cfg.Logger)
-	if err != nil {
-		return nil, nil, err
-	}
+func newRelay(cfg Config, brokers []string, pgURL string, reg prometheus.Registerer) (*relay.Relay, error) {
 	r, err := relay.New(RelayConfig(cfg.CDC, cfg.DataDir, pgURL, brokers, cfg.Logger, reg))
 	if err != nil {
-		closeBroker()
-		return nil, nil, fmt.Errorf("cdc relay: %w", err)
+		return nil, fmt.Errorf("cdc relay: %w", err)
 	}
-	return r, closeBroker, nil
+	return r, nil
 }

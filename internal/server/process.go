@@ -17,6 +17,7 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/admission"
 	"github.com/bulwark-ledger/bulwark/internal/control"
 	"github.com/bulwark-ledger/bulwark/internal/edge"
+	"github.com/bulwark-ledger/bulwark/internal/features"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
 	"github.com/bulwark-ledger/bulwark/internal/problem"
 	"github.com/bulwark-ledger/bulwark/internal/tenant"
@@ -41,6 +42,7 @@ const (
 	RoleAPI     = "api"
 	RoleWorkers = "workers"
 	RoleCDC     = "cdc"
+	RoleFeat    = "features"
 )
 
 // role is one entry of the role table.
@@ -53,6 +55,7 @@ type role struct {
 var roles = []role{
 	{RoleWorkers, (*process).addWorkers},
 	{RoleCDC, (*process).addCDC},
+	{RoleFeat, (*process).addFeatures},
 	{RoleAPI, (*process).addAPI},
 }
 
@@ -87,6 +90,8 @@ type process struct {
 	watcher *control.Watcher
 	pipe    *ledger.Pipeline
 	journal *ledger.Journal
+	kafka   lazyBroker
+	feat    *features.Engine
 
 	comps []component
 }
@@ -125,6 +130,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := p.addControl(ctx); err != nil {
 		return err
 	}
+	p.addBroker()
 	for _, r := range roles {
 		if cfg.has(r.name) {
 			if err := r.add(p); err != nil {
@@ -241,11 +247,15 @@ func (p *process) addWorkers() error {
 // addCDC adds the change stream relay and, with no external Kafka, the
 // embedded broker it writes to (closed after the relay has stopped).
 func (p *process) addCDC() error {
-	r, closeBroker, err := newRelay(context.Background(), p.cfg, p.url, p.reg)
+	brokers, err := p.kafka.open(context.Background(), p.cfg)
 	if err != nil {
 		return err
 	}
-	p.add(component{name: "cdc relay (see bulwark cdc status)", run: r.Run, close: closeBroker})
+	r, err := newRelay(p.cfg, brokers, p.url, p.reg)
+	if err != nil {
+		return err
+	}
+	p.add(component{name: "cdc relay (see bulwark cdc status)", run: r.Run})
 	return nil
 }
 
@@ -277,8 +287,13 @@ func (p *process) addAPI() error {
 	}
 	api := &ledger.API{Store: ledger.NewStore(p.pool), Pipe: p.pipe, Journal: p.journal, Log: p.log,
 		AccountReads: edge.AccountReads(reads)}
+	feat, err := p.features()
+	if err != nil {
+		cancelOnChange()
+		return err
+	}
 	h := front.Handler(edge.Ops(p.reg, p.pool.Ping), edge.Routes{Tenants: tenant.NewStore(p.pool, p.cfg.AdminKey),
-		Ledger: api, Control: control.NewAPI(control.NewStore(p.pool, p.creg), p.log)}, p.reg)
+		Ledger: api, Control: control.NewAPI(control.NewStore(p.pool, p.creg), p.log), Features: feat.API()}, p.reg)
 	p.addHTTP(h)
 	p.comps[len(p.comps)-1].close = cancelOnChange
 	return nil

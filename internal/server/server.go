@@ -27,6 +27,7 @@ import (
 
 	"github.com/bulwark-ledger/bulwark/internal/admission"
 	"github.com/bulwark-ledger/bulwark/internal/cdc/relay"
+	"github.com/bulwark-ledger/bulwark/internal/features"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
 	"github.com/bulwark-ledger/bulwark/internal/pgserver"
 	"github.com/bulwark-ledger/bulwark/internal/schema"
@@ -52,8 +53,9 @@ type Config struct {
 	// generating it on first start (mode 0600).
 	AdminKey string
 	// Roles to run: "api" (HTTP edge and ledger writes), "workers"
-	// (journal applier, pending expiry, partition maintenance) and "cdc"
-	// (the change stream relay to Kafka). Empty means all three.
+	// (journal applier, pending expiry, partition maintenance), "cdc"
+	// (the change stream relay to Kafka) and "features" (feature workers
+	// and their background tasks). Empty means all four.
 	Roles []string
 	// KafkaBrokers are the seed brokers of the change stream; empty means
 	// the embedded single-node broker under DataDir/kafka.
@@ -61,6 +63,9 @@ type Config struct {
 	// CDC tunes the relay; PostgresURL, Brokers, Logger and Registerer are
 	// filled in by Run.
 	CDC relay.Config
+	// Features tunes the features engine (zero = defaults); Logger,
+	// Registerer and the brokers are filled in by Run.
+	Features features.Config
 	// Admission tunes overload control at the HTTP edge (zero = defaults).
 	Admission admission.Config
 	// Pipeline tunes the ledger commit pipeline.

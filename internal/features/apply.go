@@ -1,0 +1,342 @@
+package features
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulwark-ledger/bulwark/internal/features/spec"
+	"github.com/bulwark-ledger/bulwark/internal/features/tile"
+)
+
+// Applying events: a batch of events is first aggregated in memory, one
+// tile.State per touched tile row, then written with a fixed number of
+// statements whatever the batch size (never one statement per event):
+//
+//  1. INSERT the rows that do not exist yet, with their final state
+//     (ON CONFLICT DO NOTHING, in key order);
+//  2. SELECT … FOR UPDATE the rows that existed, in key order;
+//  3. merge in memory and UPDATE them from arrays.
+//
+// Every transaction that writes tiles takes its row locks in the same
+// order (tenant, feature, version, entity, level, bucket, compared as
+// bytes: COLLATE "C"), so concurrent writers (two partitions of one
+// entity after a partition increase, a backfill chunk and the live path)
+// wait for each other but never deadlock; PostgreSQL's deadlock detector
+// and a retry remain the backstop.
+
+type tileKey struct {
+	Tenant  string
+	Feature string
+	Version int32
+	Entity  string
+	Level   int16
+	Bucket  int64
+}
+
+func (a tileKey) compare(b tileKey) int {
+	return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Feature, b.Feature), cmp.Compare(a.Version, b.Version),
+		cmp.Compare(a.Entity, b.Entity), cmp.Compare(a.Level, b.Level), cmp.Compare(a.Bucket, b.Bucket))
+}
+
+type tileAcc struct {
+	st     *tile.State
+	newest int64 // unix µs
+}
+
+// entityRef is one entity of one tenant, for the entity limit.
+type entityRef struct{ Tenant, Field, Entity string }
+
+// batch aggregates events into tile states.
+type batch struct {
+	tiles    map[tileKey]*tileAcc
+	entities map[entityRef]struct{}
+	fields   map[[2]string]string // (tenant, feature) → entity field
+	events   int
+}
+
+func newBatch() *batch {
+	return &batch{tiles: make(map[tileKey]*tileAcc), entities: make(map[entityRef]struct{}),
+		fields: make(map[[2]string]string)}
+}
+
+// EntityKey is the text form of an entity value: strings as they are,
+// integers in decimal, booleans as true/false. Reads name entities by it.
+func EntityKey(v spec.Value) string {
+	switch v.Kind() {
+	case spec.KindInt:
+		return v.Int().String()
+	case spec.KindBool:
+		return strconv.FormatBool(v.Bool())
+	default:
+		return v.Str()
+	}
+}
+
+// contribution returns what ev adds to feature v: the entity and the value
+// (the zero Value for count), or ok false when ev does not count (filter,
+// missing entity or field).
+func contribution(v *version, ev *spec.Event) (entity string, val spec.Value, ok bool) {
+	if v.filter != nil && !v.filter.Match(ev) {
+		return "", spec.Value{}, false
+	}
+	ent, ok := ev.Get(v.Def.Entity)
+	if !ok {
+		return "", spec.Value{}, false
+	}
+	if v.Def.Field != "" {
+		if val, ok = ev.Get(v.Def.Field); !ok {
+			return "", spec.Value{}, false
+		}
+	}
+	return EntityKey(ent), val, true
+}
+
+// add aggregates ev into feature v.
+func (b *batch) add(v *version, ev *spec.Event) {
+	entity, val, ok := contribution(v, ev)
+	if !ok {
+		return
+	}
+	b.events++
+	b.entities[entityRef{v.Tenant, v.Def.Entity, entity}] = struct{}{}
+	b.fields[[2]string{v.Tenant, v.Name}] = v.Def.Entity
+	us := ev.Time.UnixMicro()
+	for _, bk := range tile.Buckets(ev.Time) {
+		k := tileKey{v.Tenant, v.Name, v.Version, entity, int16(bk.Level), bk.Start}
+		a := b.tiles[k]
+		if a == nil {
+			a = &tileAcc{st: tile.NewState()}
+			b.tiles[k] = a
+		}
+		a.st.Add(val, ev.Time, ev.ID)
+		a.newest = max(a.newest, us)
+	}
+}
+
+// tileArrays are tile keys as column arrays for unnest.
+type tileArrays struct {
+	tenant, feature, entity []string
+	version                 []int32
+	level                   []int16
+	bucket, newest          []int64
+	state                   [][]byte
+}
+
+func (t *tileArrays) append(k tileKey, newest int64, state []byte) {
+	t.tenant = append(t.tenant, k.Tenant)
+	t.feature = append(t.feature, k.Feature)
+	t.version = append(t.version, k.Version)
+	t.entity = append(t.entity, k.Entity)
+	t.level = append(t.level, k.Level)
+	t.bucket = append(t.bucket, k.Bucket)
+	t.newest = append(t.newest, newest)
+	t.state = append(t.state, state)
+}
+
+const tileOrder = `tenant_id COLLATE "C", feature COLLATE "C", version, entity COLLATE "C", level, bucket`
+
+// writeTiles merges b's tiles into feature_tiles within tx.
+func (b *batch) writeTiles(ctx context.Context, tx pgx.Tx) error {
+	if len(b.tiles) == 0 {
+		return nil
+	}
+	keys := make([]tileKey, 0, len(b.tiles))
+	for k := range b.tiles {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, tileKey.compare)
+	var ins tileArrays
+	for _, k := range keys {
+		a := b.tiles[k]
+		raw, err := a.st.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("encode tile: %w", err)
+		}
+		ins.append(k, a.newest, raw)
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO feature_tiles (tenant_id, feature, version, entity, level, bucket, newest, state)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::smallint[], $6::bigint[], $7::bigint[], $8::bytea[])
+		ON CONFLICT DO NOTHING RETURNING tenant_id, feature, version, entity, level, bucket`,
+		ins.tenant, ins.feature, ins.version, ins.entity, ins.level, ins.bucket, ins.newest, ins.state)
+	if err != nil {
+		return fmt.Errorf("insert tiles: %w", err)
+	}
+	inserted := make(map[tileKey]struct{}, len(keys))
+	for rows.Next() {
+		var k tileKey
+		if err := rows.Scan(&k.Tenant, &k.Feature, &k.Version, &k.Entity, &k.Level, &k.Bucket); err != nil {
+			rows.Close()
+			return err
+		}
+		inserted[k] = struct{}{}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("insert tiles: %w", err)
+	}
+	if len(inserted) == len(keys) {
+		return nil
+	}
+	return b.mergeExisting(ctx, tx, keys, inserted)
+}
+
+// mergeExisting locks the rows that existed, merges b's states into them
+// and writes them back.
+func (b *batch) mergeExisting(ctx context.Context, tx pgx.Tx, keys []tileKey, inserted map[tileKey]struct{}) error {
+	var sel tileArrays
+	for _, k := range keys {
+		if _, ok := inserted[k]; !ok {
+			sel.append(k, 0, nil)
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT t.tenant_id, t.feature, t.version, t.entity, t.level, t.bucket, t.state
+		FROM feature_tiles t JOIN unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::smallint[], $6::bigint[])
+			AS u(tenant_id, feature, version, entity, level, bucket)
+		USING (tenant_id, feature, version, entity, level, bucket)
+		ORDER BY `+tileOrder+` FOR UPDATE OF t`,
+		sel.tenant, sel.feature, sel.version, sel.entity, sel.level, sel.bucket)
+	if err != nil {
+		return fmt.Errorf("lock tiles: %w", err)
+	}
+	var upd tileArrays
+	for rows.Next() {
+		var k tileKey
+		var raw []byte
+		if err := rows.Scan(&k.Tenant, &k.Feature, &k.Version, &k.Entity, &k.Level, &k.Bucket, &raw); err != nil {
+			rows.Close()
+			return err
+		}
+		st := tile.NewState()
+		if err := st.UnmarshalBinary(raw); err != nil {
+			rows.Close()
+			return fmt.Errorf("decode tile %v: %w", k, err)
+		}
+		a := b.tiles[k]
+		st.Merge(a.st)
+		out, err := st.MarshalBinary()
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("encode tile: %w", err)
+		}
+		upd.append(k, a.newest, out)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("lock tiles: %w", err)
+	}
+	if len(upd.tenant) != len(sel.tenant) {
+		// A row that conflicted on insert is gone: only the janitor deletes
+		// tiles, and only retired or expired ones, which no writer targets.
+		return fmt.Errorf("features: %d of %d tiles vanished between insert and lock", len(sel.tenant)-len(upd.tenant), len(sel.tenant))
+	}
+	_, err = tx.Exec(ctx, `UPDATE feature_tiles t SET state = u.state, newest = greatest(t.newest, u.newest)
+		FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::smallint[], $6::bigint[], $7::bigint[], $8::bytea[])
+			AS u(tenant_id, feature, version, entity, level, bucket, newest, state)
+		WHERE (t.tenant_id, t.feature, t.version, t.entity, t.level, t.bucket) =
+			(u.tenant_id, u.feature, u.version, u.entity, u.level, u.bucket)`,
+		upd.tenant, upd.feature, upd.version, upd.entity, upd.level, upd.bucket, upd.newest, upd.state)
+	if err != nil {
+		return fmt.Errorf("update tiles: %w", err)
+	}
+	return nil
+}
+
+// limits reads the per-tenant settings the apply path needs.
+type limits interface {
+	Int(tenant, key string) int64
+}
+
+// admitEntities enforces features.max_entities: entities b touches that
+// the tenant does not track yet are tracked while the tenant is under its
+// limit; tiles of refused entities are dropped from b (and counted).
+// The count rows are locked in tenant order before any tile.
+func (b *batch) admitEntities(ctx context.Context, tx pgx.Tx, lim limits, maxKey string) (refused int, err error) {
+	if len(b.entities) == 0 {
+		return 0, nil
+	}
+	refs := make([]entityRef, 0, len(b.entities))
+	for r := range b.entities {
+		refs = append(refs, r)
+	}
+	slices.SortFunc(refs, func(a, b entityRef) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Field, b.Field), cmp.Compare(a.Entity, b.Entity))
+	})
+	var tn, fl, en []string
+	for _, r := range refs {
+		tn, fl, en = append(tn, r.Tenant), append(fl, r.Field), append(en, r.Entity)
+	}
+	rows, err := tx.Query(ctx, `SELECT u.t, u.f, u.e FROM unnest($1::text[], $2::text[], $3::text[]) AS u(t, f, e)
+		WHERE NOT EXISTS (SELECT 1 FROM feature_entities x WHERE x.tenant_id = u.t AND x.field = u.f AND x.entity = u.e)`, tn, fl, en)
+	if err != nil {
+		return 0, fmt.Errorf("known entities: %w", err)
+	}
+	fresh, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (entityRef, error) {
+		var e entityRef
+		return e, r.Scan(&e.Tenant, &e.Field, &e.Entity)
+	})
+	if err != nil || len(fresh) == 0 {
+		return 0, err
+	}
+	slices.SortFunc(fresh, func(a, b entityRef) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Field, b.Field), cmp.Compare(a.Entity, b.Entity))
+	})
+	refusedSet := make(map[entityRef]struct{})
+	tn, fl, en = tn[:0], fl[:0], en[:0]
+	for i := 0; i < len(fresh); {
+		j := i
+		for j < len(fresh) && fresh[j].Tenant == fresh[i].Tenant {
+			j++
+		}
+		t := fresh[i].Tenant
+		var have int64
+		if err := tx.QueryRow(ctx, `INSERT INTO feature_entity_counts (tenant_id, entities) VALUES ($1, 0)
+			ON CONFLICT (tenant_id) DO UPDATE SET entities = feature_entity_counts.entities
+			RETURNING entities`, t).Scan(&have); err != nil {
+			return 0, fmt.Errorf("entity count: %w", err)
+		}
+		room := max(lim.Int(t, maxKey)-have, 0)
+		n := min(int64(j-i), room)
+		for k := i; k < j; k++ {
+			if int64(k-i) < n {
+				tn, fl, en = append(tn, fresh[k].Tenant), append(fl, fresh[k].Field), append(en, fresh[k].Entity)
+			} else {
+				refusedSet[fresh[k]] = struct{}{}
+			}
+		}
+		if n > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE feature_entity_counts SET entities = entities + $2 WHERE tenant_id = $1`, t, n); err != nil {
+				return 0, fmt.Errorf("entity count: %w", err)
+			}
+		}
+		i = j
+	}
+	if len(tn) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO feature_entities (tenant_id, field, entity)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`, tn, fl, en); err != nil {
+			return 0, fmt.Errorf("track entities: %w", err)
+		}
+	}
+	if len(refusedSet) == 0 {
+		return 0, nil
+	}
+	return b.dropRefused(refusedSet), nil
+}
+
+// dropRefused removes the tiles of refused entities and returns how many
+// entity updates that refused.
+func (b *batch) dropRefused(refused map[entityRef]struct{}) int {
+	n := 0
+	for k := range b.tiles {
+		r := entityRef{k.Tenant, b.fields[[2]string{k.Tenant, k.Feature}], k.Entity}
+		if _, ok := refused[r]; ok {
+			delete(b.tiles, k)
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,146 @@
+package features_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/bulwark-ledger/bulwark/internal/control"
+)
+
+// TestDefinitionsBadInput: every refused definition answers its problem
+// code and changes nothing.
+func TestDefinitionsBadInput(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{noWorkers: true})
+	good := func() map[string]any { return countDef("ok") }
+	with := func(k string, v any) map[string]any {
+		d := good()
+		if v == nil {
+			delete(d, k)
+		} else {
+			d[k] = v
+		}
+		return d
+	}
+	cases := []struct {
+		name string
+		body any
+		code string
+	}{
+		{"malformed", `{"name":`, "malformed_json"},
+		{"unknown member", with("colour", "red"), "unknown_member"},
+		{"duplicate member", `{"name":"a","name":"b"}`, "duplicate_member"},
+		{"unknown aggregation", with("aggregation", "median"), "unknown_aggregation"},
+		{"window too short", with("windows", []string{"30s"}), "window_out_of_range"},
+		{"window too long", with("windows", []string{"91d"}), "window_out_of_range"},
+		{"bad filter", with("filter", `type == `), "invalid_filter"},
+		{"ledger field unknown", map[string]any{"name": "x", "source": "ledger", "entity": "card",
+			"aggregation": "count", "windows": []string{"1h"}}, "unknown_field"},
+		{"bad name", with("name", "Bad Name"), "invalid_definition"},
+		{"no window", with("windows", []string{}), "invalid_definition"},
+	}
+	for _, c := range cases {
+		r := e.do("acme", "POST", "/v1/features/definitions", c.body)
+		if r.status/100 != 4 || r.body["code"] != c.code {
+			t.Errorf("%s: %d %s, want code %s", c.name, r.status, r.raw, c.code)
+		}
+	}
+	var n int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM feature_versions`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("refused definitions stored %d versions (%v)", n, err)
+	}
+	// The per-tenant limit is a live setting.
+	e.set("acme", control.KeyFeaturesMaxDefinitions, "2")
+	e.must(http.StatusCreated, "acme", "POST", "/v1/features/definitions", countDef("a"))
+	e.must(http.StatusCreated, "acme", "POST", "/v1/features/definitions", countDef("b"))
+	r := e.must(http.StatusConflict, "acme", "POST", "/v1/features/definitions", countDef("c"))
+	if r.body["code"] != "too_many_features" {
+		t.Fatalf("limit: %s", r.raw)
+	}
+	// Unchanged redefinition: no new version; another tenant is unaffected.
+	e.must(http.StatusOK, "acme", "POST", "/v1/features/definitions", countDef("a"))
+	e.must(http.StatusCreated, "globex", "POST", "/v1/features/definitions", countDef("c"))
+	// Another tenant's feature is not found; delete frees a slot.
+	e.must(http.StatusNotFound, "globex", "GET", "/v1/features/definitions/a", nil)
+	e.must(http.StatusNotFound, "globex", "DELETE", "/v1/features/definitions/a", nil)
+	e.must(http.StatusNoContent, "acme", "DELETE", "/v1/features/definitions/a", nil)
+	e.must(http.StatusNotFound, "acme", "DELETE", "/v1/features/definitions/a", nil)
+	e.must(http.StatusCreated, "acme", "POST", "/v1/features/definitions", countDef("c"))
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM feature_versions`).Scan(&n); err != nil || n != 4 {
+		t.Fatalf("%d versions stored (%v), want 4", n, err)
+	}
+	r = e.must(http.StatusOK, "acme", "GET", "/v1/features/definitions/a", nil)
+	if vs := r.body["versions"].([]any); len(vs) != 1 || vs[0].(map[string]any)["state"] != "retired" {
+		t.Fatalf("deleted feature: %s", r.raw)
+	}
+	// Bad events, bad batch reads.
+	for _, body := range []any{`{"id":"x"}`, `{"events":[]}`, map[string]any{"id": "", "time": time.Now(), "fields": map[string]any{}}} {
+		if r := e.do("acme", "POST", "/v1/events", body); r.status != http.StatusBadRequest {
+			t.Errorf("event %v: %d %s", body, r.status, r.raw)
+		}
+	}
+	many := make([]map[string]string, 101)
+	for i := range many {
+		many[i] = map[string]string{"type": "card", "id": fmt.Sprint(i)}
+	}
+	if r := e.do("acme", "POST", "/v1/features/read", map[string]any{"entities": many}); r.body["code"] != "batch_too_large" {
+		t.Errorf("101 entities: %s", r.raw)
+	}
+	if r := e.do("acme", "POST", "/v1/features/evaluate", map[string]any{"record": true}); r.body["code"] != "invalid_request" {
+		t.Errorf("evaluate without event: %s", r.raw)
+	}
+}
+
+// TestVersionSwitch changes a feature: reads answer version 1 until
+// version 2 is recomputed, then version 2, and version 1 is retired.
+func TestVersionSwitch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{cfg: featuresConfigChunk(5)})
+	e.must(http.StatusCreated, "acme", "POST", "/v1/features/definitions", countDef("f"))
+	now := time.Now()
+	var evs []map[string]any
+	for i := range 40 {
+		evs = append(evs, ev(fmt.Sprint("e", i), now.Add(-time.Duration(i)*time.Second),
+			map[string]any{"card": "c", "type": []string{"payment", "refund"}[i%2]}))
+	}
+	e.must(http.StatusAccepted, "acme", "POST", "/v1/events", map[string]any{"events": evs})
+	value := func() (float64, float64) {
+		r := e.must(http.StatusOK, "acme", "GET", "/v1/features/card/c", nil)
+		f := r.body["features"].(map[string]any)["f"].(map[string]any)
+		return f["values"].(map[string]any)["1h"].(float64), f["version"].(float64)
+	}
+	eventually(t, 20*time.Second, func() string {
+		if n, _ := value(); n != 40 {
+			return fmt.Sprintf("v1 count %v", n)
+		}
+		return ""
+	})
+	// Slow the recompute down so version 1 is observably still served.
+	e.set("acme", control.TaskRateKey(control.TaskRecompute), "0")
+	d := countDef("f")
+	d["filter"] = `type == "payment"`
+	r := e.must(http.StatusCreated, "acme", "POST", "/v1/features/definitions", d)
+	if r.body["version"] != 2.0 || r.body["state"] != "building" {
+		t.Fatalf("change: %s", r.raw)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n, v := value(); n != 40 || v != 1 {
+		t.Fatalf("during recompute: count %v from version %v, want 40 from 1", n, v)
+	}
+	e.set("acme", control.TaskRateKey(control.TaskRecompute), "100")
+	eventually(t, 20*time.Second, func() string {
+		if n, v := value(); n != 20 || v != 2 {
+			return fmt.Sprintf("count %v from version %v", n, v)
+		}
+		return ""
+	})
+	r = e.must(http.StatusOK, "acme", "GET", "/v1/features/definitions/f", nil)
+	vs := r.body["versions"].([]any)
+	if vs[0].(map[string]any)["state"] != "retired" || vs[1].(map[string]any)["state"] != "active" {
+		t.Fatalf("versions after the switch: %s", r.raw)
+	}
+	e.verified(10*time.Second, time.Now())
+}

@@ -1,0 +1,132 @@
+package features
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/bulwark-ledger/bulwark/internal/control"
+	"github.com/bulwark-ledger/bulwark/internal/features/tile"
+	"github.com/bulwark-ledger/bulwark/internal/ratelimit"
+)
+
+// runDetail drains one (tenant, partition) of the velocity detail outbox
+// to the detail topic, one token of tasks.velocity_detail.rate_per_partition
+// per chunk of up to Config.DetailChunk records, until it is empty. At a
+// rate of 0 records wait in PostgreSQL: nothing is lost. A record is
+// deleted only after the topic acknowledged it, so a crash in between
+// produces it again: delivery is at least once, and each record's key
+// (tenant/seq) lets consumers drop the repeat.
+func (e *Engine) runDetail(ctx context.Context, k detailKey) {
+	part := strconv.Itoa(int(k.Part))
+	for ctx.Err() == nil {
+		if err := e.rl.Wait(ctx, ratelimit.Key{Tenant: k.Tenant, Task: control.TaskVelocityDetail, Partition: k.Part}); err != nil {
+			return
+		}
+		n, err := e.detailChunk(ctx, k)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.cfg.Logger.Warn("features: velocity detail", "tenant", k.Tenant, "partition", k.Part, "err", err)
+			}
+			return
+		}
+		if n == 0 {
+			e.m.taskLagEvents.DeleteLabelValues(control.TaskVelocityDetail, k.Tenant, part)
+			e.m.taskLagSecs.DeleteLabelValues(control.TaskVelocityDetail, k.Tenant, part)
+			return
+		}
+	}
+}
+
+func (e *Engine) detailChunk(ctx context.Context, k detailKey) (int, error) {
+	cl, err := e.producer(ctx)
+	if err != nil {
+		return 0, err
+	}
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	rows, err := tx.Query(ctx, `SELECT seq, record FROM feature_detail_outbox WHERE tenant_id = $1 AND part = $2
+		ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED`, k.Tenant, k.Part, e.cfg.DetailChunk)
+	if err != nil {
+		return 0, err
+	}
+	var seqs []int64
+	var recs []*kgo.Record
+	for rows.Next() {
+		var seq int64
+		var rec []byte
+		if err := rows.Scan(&seq, &rec); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		seqs = append(seqs, seq)
+		recs = append(recs, &kgo.Record{Topic: e.cfg.DetailTopic, Key: []byte(k.Tenant + "/" + strconv.FormatInt(seq, 10)), Value: rec})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(recs) == 0 {
+		return 0, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(pctx, recs...).FirstErr(); err != nil {
+		return 0, fmt.Errorf("produce detail: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM feature_detail_outbox WHERE tenant_id = $1 AND part = $2 AND seq = ANY($3)`,
+		k.Tenant, k.Part, seqs); err != nil {
+		return 0, err
+	}
+	var left int64
+	var oldest *time.Time
+	if err := tx.QueryRow(ctx, `SELECT count(*), min(created_at) FROM feature_detail_outbox WHERE tenant_id = $1 AND part = $2`,
+		k.Tenant, k.Part).Scan(&left, &oldest); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, err
+	}
+	e.m.detailSent.Add(float64(len(recs)))
+	part := strconv.Itoa(int(k.Part))
+	e.m.taskLagEvents.WithLabelValues(control.TaskVelocityDetail, k.Tenant, part).Set(float64(left))
+	if oldest != nil {
+		e.m.taskLagSecs.WithLabelValues(control.TaskVelocityDetail, k.Tenant, part).Set(time.Since(*oldest).Seconds())
+	} else {
+		e.m.taskLagSecs.WithLabelValues(control.TaskVelocityDetail, k.Tenant, part).Set(0)
+	}
+	return len(recs), nil
+}
+
+// prune drops what retention no longer needs: tiles of versions retired
+// more than retiredGrace ago, tiles past their level's retention, and
+// tenant events past Config.EventRetention plus the largest allowed
+// lateness. Each DELETE is bounded (pruneRows); the rest waits for the
+// next round.
+func (e *Engine) prune(ctx context.Context) error {
+	if _, err := e.pool.Exec(ctx, `DELETE FROM feature_tiles WHERE ctid = ANY (ARRAY(
+		SELECT t.ctid FROM feature_tiles t JOIN feature_versions v
+			ON (t.tenant_id, t.feature, t.version) = (v.tenant_id, v.name, v.version)
+		WHERE v.state = 'retired' AND v.retired_at < now() - $1::interval LIMIT $2))`,
+		retiredGrace.String(), pruneRows); err != nil {
+		return fmt.Errorf("prune retired tiles: %w", err)
+	}
+	now := e.cfg.Now()
+	for _, b := range tile.Buckets(now) {
+		l := b.Level
+		cut := now.Add(-l.Retention()).Unix()
+		if _, err := e.pool.Exec(ctx, `DELETE FROM feature_tiles WHERE ctid = ANY (ARRAY(
+			SELECT ctid FROM feature_tiles WHERE level = $1 AND bucket < $2 LIMIT $3))`, int16(l), cut, pruneRows); err != nil {
+			return fmt.Errorf("prune tiles: %w", err)
+		}
+	}
+	keep := e.cfg.EventRetention + 7*24*time.Hour
+	if _, err := e.pool.Exec(ctx, `DELETE FROM feature_events WHERE ctid = ANY (ARRAY(
+		SELECT ctid FROM feature_events WHERE event_time < $1 LIMIT $2))`, now.Add(-keep), pruneRows); err != nil {
+		return fmt.Errorf("prune events: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,55 @@
+package features
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// metrics of the engine. Label cardinality is bounded: task gauges carry
+// (task, tenant, partition) only while a task is unfinished (the series
+// are deleted when it completes), consumer lag carries (topic, partition)
+// of the partitions this process owns, and nothing else has a tenant label.
+type metrics struct {
+	applied       *prometheus.CounterVec // source
+	deduped       prometheus.Counter
+	late          prometheus.Counter
+	refused       prometheus.Counter
+	batchRecords  prometheus.Histogram
+	commitSeconds prometheus.Histogram
+	fenced        prometheus.Counter
+	consumerLag   *prometheus.GaugeVec // topic, partition
+	taskLagEvents *prometheus.GaugeVec // task, tenant, partition
+	taskLagSecs   *prometheus.GaugeVec // task, tenant, partition
+	taskEvents    *prometheus.CounterVec
+	detailSent    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		applied: f.NewCounterVec(prometheus.CounterOpts{Name: "bulwark_features_events_applied_total",
+			Help: "Events aggregated by the live path, by source (events, ledger)."}, []string{"source"}),
+		deduped: f.NewCounter(prometheus.CounterOpts{Name: "bulwark_features_events_deduped_total",
+			Help: "Tenant events whose id was applied before (counted once)."}),
+		late: f.NewCounter(prometheus.CounterOpts{Name: "bulwark_features_events_late_total",
+			Help: "Tenant events older than features.allowed_lateness_seconds at acceptance: dropped, not aggregated."}),
+		refused: f.NewCounter(prometheus.CounterOpts{Name: "bulwark_features_entities_refused_total",
+			Help: "Entity updates not aggregated because the tenant tracks features.max_entities entities already."}),
+		batchRecords: f.NewHistogram(prometheus.HistogramOpts{Name: "bulwark_features_batch_records",
+			Help: "Records applied per partition transaction.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
+		commitSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "bulwark_features_commit_seconds",
+			Help: "Duration of one partition transaction (tiles, event log, position).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		fenced: f.NewCounter(prometheus.CounterOpts{Name: "bulwark_features_fenced_total",
+			Help: "Batches rolled back because another member advanced the partition first (rebalance)."}),
+		consumerLag: f.NewGaugeVec(prometheus.GaugeOpts{Name: "bulwark_features_consumer_lag_records",
+			Help: "Records of a source partition not yet applied by this process (high watermark - position)."}, []string{"topic", "partition"}),
+		taskLagEvents: f.NewGaugeVec(prometheus.GaugeOpts{Name: "bulwark_features_task_lag_events",
+			Help: "Events a backfill, recompute or velocity-detail task partition still has to process."}, []string{"task", "tenant", "partition"}),
+		taskLagSecs: f.NewGaugeVec(prometheus.GaugeOpts{Name: "bulwark_features_task_lag_seconds",
+			Help: "Age of the oldest event a task partition still has to process, relative to its start (detail: to now)."}, []string{"task", "tenant", "partition"}),
+		taskEvents: f.NewCounterVec(prometheus.CounterOpts{Name: "bulwark_features_task_events_total",
+			Help: "Events processed by background tasks, by task."}, []string{"task"}),
+		detailSent: f.NewCounter(prometheus.CounterOpts{Name: "bulwark_features_detail_records_total",
+			Help: "Velocity detail records produced to the detail topic."}),
+	}
+}

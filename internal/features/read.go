@@ -1,0 +1,261 @@
+package features
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/bulwark-ledger/bulwark/internal/features/spec"
+	"github.com/bulwark-ledger/bulwark/internal/features/tile"
+)
+
+// Reads merge, per feature and window, the tiles tile.Cover names (a
+// bounded number whatever the event rate), read with one query for every
+// requested entity and feature: one index range scan per (feature,
+// entity, level).
+
+// readCacheTTL bounds how long the API answers from a version list it
+// loaded: a definition change or a version switch is visible within it.
+const readCacheTTL = time.Second
+
+type readCache struct {
+	mu sync.Mutex
+	m  map[string]readEntry // guarded by mu
+}
+
+type readEntry struct {
+	at     time.Time
+	served []*version
+}
+
+// served returns the versions reads of tenant answer from.
+func (e *Engine) served(ctx context.Context, tenant string) ([]*version, error) {
+	now := time.Now()
+	e.reads.mu.Lock()
+	ent, ok := e.reads.m[tenant]
+	e.reads.mu.Unlock()
+	if ok && now.Sub(ent.at) < readCacheTTL {
+		return ent.served, nil
+	}
+	all, err := liveVersions(ctx, e.pool, []string{tenant})
+	if err != nil {
+		return nil, err
+	}
+	s := servedVersions(all)
+	e.reads.mu.Lock()
+	if e.reads.m == nil || len(e.reads.m) >= maxCachedTenants {
+		e.reads.m = make(map[string]readEntry)
+	}
+	e.reads.m[tenant] = readEntry{at: now, served: s}
+	e.reads.mu.Unlock()
+	return s, nil
+}
+
+// forget drops tenant's cached versions (after this process changed them).
+func (e *Engine) forget(tenant string) {
+	e.reads.mu.Lock()
+	delete(e.reads.m, tenant)
+	e.reads.mu.Unlock()
+}
+
+// EntityRef names one entity: the entity field of features ("card") and
+// the entity's value ("c-42").
+type EntityRef struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+}
+
+// FeatureValue is one feature's answer for one entity.
+type FeatureValue struct {
+	Version     int32 `json:"version"`
+	Building    bool  `json:"building,omitempty"`
+	Aggregation string `json:"aggregation"`
+	// Values per window ("10m", "1h", …).
+	Values          map[string]tile.Result `json:"values"`
+	NewestEventTime *time.Time             `json:"newest_event_time"`
+}
+
+// EntityValues are the values of every feature of one entity.
+type EntityValues struct {
+	EntityType      string                  `json:"entity_type"`
+	EntityID        string                  `json:"entity_id"`
+	NewestEventTime *time.Time              `json:"newest_event_time"`
+	Features        map[string]FeatureValue `json:"features"`
+}
+
+// target is one (feature version, entity) a read needs.
+type target struct {
+	v      *version
+	entity int // index into the entity list
+	extra  *tile.State
+	extraT time.Time
+}
+
+// Read returns the values at now of every feature of tenant for each of
+// ents (features whose entity field is the ref's type).
+func (e *Engine) Read(ctx context.Context, tenant string, ents []EntityRef, now time.Time) ([]EntityValues, error) {
+	vs, err := e.served(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	var targets []target
+	for i, ref := range ents {
+		for _, v := range vs {
+			if v.Def.Entity == ref.Type {
+				targets = append(targets, target{v: v, entity: i})
+			}
+		}
+	}
+	return e.readTargets(ctx, tenant, ents, targets, now)
+}
+
+// readTargets reads and merges the tiles of targets.
+func (e *Engine) readTargets(ctx context.Context, tenant string, ents []EntityRef, targets []target, now time.Time) ([]EntityValues, error) {
+	out := make([]EntityValues, len(ents))
+	for i, ref := range ents {
+		out[i] = EntityValues{EntityType: ref.Type, EntityID: ref.ID, Features: map[string]FeatureValue{}}
+	}
+	if len(targets) == 0 {
+		return out, nil
+	}
+	tiles, err := e.fetchTiles(ctx, tenant, ents, targets, now)
+	if err != nil {
+		return nil, err
+	}
+	for i, t := range targets {
+		fv := FeatureValue{Version: t.v.Version, Building: t.v.State == StateBuilding,
+			Aggregation: t.v.Def.Aggregation, Values: make(map[string]tile.Result, len(t.v.Def.Windows))}
+		var newest int64
+		for _, w := range t.v.Def.Windows {
+			st := tile.NewState()
+			for _, b := range tile.Cover(now, w) {
+				if ft, ok := tiles[i][b]; ok {
+					st.Merge(ft.st)
+					newest = max(newest, ft.newest)
+				}
+				if t.extra != nil && covers(b, t.extraT) {
+					st.Merge(t.extra)
+					newest = max(newest, t.extraT.UnixMicro())
+				}
+			}
+			fv.Values[w.String()] = st.Result(t.v.Def.Aggregation)
+		}
+		if newest > 0 {
+			ts := time.UnixMicro(newest).UTC()
+			fv.NewestEventTime = &ts
+			ev := &out[t.entity]
+			if ev.NewestEventTime == nil || ts.After(*ev.NewestEventTime) {
+				ev.NewestEventTime = &ts
+			}
+		}
+		out[t.entity].Features[t.v.Name] = fv
+	}
+	return out, nil
+}
+
+func covers(b tile.Bucket, t time.Time) bool {
+	s := t.Unix()
+	return s >= b.Start && s < b.Start+int64(b.Level.Size()/time.Second)
+}
+
+type fetched struct {
+	st     *tile.State
+	newest int64
+}
+
+// fetchTiles reads, for each target, its tiles within the union of the
+// covers of its windows, per level as a bucket range.
+func (e *Engine) fetchTiles(ctx context.Context, tenant string, ents []EntityRef, targets []target, now time.Time) ([]map[tile.Bucket]fetched, error) {
+	type rng struct{ lo, hi int64 }
+	ranges := map[tile.Level]rng{}
+	var feat, ent []string
+	var ver, idx []int32
+	for i, t := range targets {
+		feat, ver, ent, idx = append(feat, t.v.Name), append(ver, t.v.Version), append(ent, ents[t.entity].ID), append(idx, int32(i))
+		for _, w := range t.v.Def.Windows {
+			for _, b := range tile.Cover(now, w) {
+				r, ok := ranges[b.Level]
+				if !ok {
+					r = rng{b.Start, b.Start}
+				}
+				ranges[b.Level] = rng{min(r.lo, b.Start), max(r.hi, b.Start)}
+			}
+		}
+	}
+	var lv []int16
+	var lo, hi []int64
+	for l, r := range ranges {
+		lv, lo, hi = append(lv, int16(l)), append(lo, r.lo), append(hi, r.hi)
+	}
+	rows, err := e.pool.Query(ctx, `SELECT u.i, t.level, t.bucket, t.newest, t.state
+		FROM unnest($2::text[], $3::int[], $4::text[], $5::int[]) AS u(feature, version, entity, i)
+		CROSS JOIN unnest($6::smallint[], $7::bigint[], $8::bigint[]) AS c(level, lo, hi)
+		JOIN feature_tiles t ON t.tenant_id = $1 AND t.feature = u.feature AND t.version = u.version
+			AND t.entity = u.entity AND t.level = c.level AND t.bucket BETWEEN c.lo AND c.hi`,
+		tenant, feat, ver, ent, idx, lv, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("read tiles: %w", err)
+	}
+	defer rows.Close()
+	out := make([]map[tile.Bucket]fetched, len(targets))
+	for rows.Next() {
+		var i int32
+		var level int16
+		var b fetched
+		var start int64
+		var raw []byte
+		if err := rows.Scan(&i, &level, &start, &b.newest, &raw); err != nil {
+			return nil, err
+		}
+		b.st = tile.NewState()
+		if err := b.st.UnmarshalBinary(raw); err != nil {
+			return nil, fmt.Errorf("decode tile: %w", err)
+		}
+		if out[i] == nil {
+			out[i] = make(map[tile.Bucket]fetched)
+		}
+		out[i][tile.Bucket{Level: tile.Level(level), Start: start}] = b
+	}
+	return out, rows.Err()
+}
+
+// Evaluation is the answer of Evaluate.
+type Evaluation struct {
+	EventID  string         `json:"event_id"`
+	Late     bool           `json:"late,omitempty"`
+	Recorded bool           `json:"recorded"`
+	Entities []EntityValues `json:"entities"`
+}
+
+// evaluateTargets lists, for every served feature whose entity field ev
+// has, the entity and what ev adds to it (nil when ev does not count:
+// filter, ledger source, late, or applied already).
+func evaluateTargets(vs []*version, ev *spec.Event, counts bool) ([]EntityRef, []target) {
+	var ents []EntityRef
+	index := map[EntityRef]int{}
+	var targets []target
+	for _, v := range vs {
+		val, ok := ev.Get(v.Def.Entity)
+		if !ok {
+			continue
+		}
+		ref := EntityRef{Type: v.Def.Entity, ID: EntityKey(val)}
+		i, ok := index[ref]
+		if !ok {
+			i = len(ents)
+			index[ref] = i
+			ents = append(ents, ref)
+		}
+		t := target{v: v, entity: i}
+		if counts && v.Def.Source == SourceEvents {
+			if _, x, ok := contribution(v, ev); ok {
+				t.extra = tile.NewState()
+				t.extra.Add(x, ev.Time, ev.ID)
+				t.extraT = ev.Time
+			}
+		}
+		targets = append(targets, t)
+	}
+	return ents, targets
+}

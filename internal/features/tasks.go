@@ -1,0 +1,404 @@
+package features
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulwark-ledger/bulwark/internal/control"
+	"github.com/bulwark-ledger/bulwark/internal/features/spec"
+	"github.com/bulwark-ledger/bulwark/internal/ratelimit"
+)
+
+// Background tasks. Backfill (a new feature) and recompute (a changed
+// one) are the same work: build a building version's tiles from the
+// retained history its live path does not cover (tenant events with seq
+// <= cutoff_seq from feature_events; ledger entries created before
+// cutoff_at from the entries table), over the longest window. The history
+// is split into TaskPartitions partitions (hash of event id or account);
+// each partition advances by chunks of up to Config.ChunkEvents events,
+// one token of tasks.<task>.rate_per_partition per chunk, each chunk's
+// tiles and the partition's checkpoint in one transaction (resumable
+// after SIGKILL, never applied twice). A lease (10 s, renewed by every
+// chunk) keeps one process per partition so the rate holds across
+// processes. When every partition of a version is done, one transaction
+// makes it active and retires the previous one.
+//
+// Velocity detail drains the outbox evaluate fills, per tenant and
+// partition, one token per Config.DetailChunk records.
+
+// Bounds of the task runner.
+const (
+	// maxTaskWorkers bounds the partitions one process works on at once
+	// (goroutines; each holds a database connection only during a chunk).
+	maxTaskWorkers = 64
+	leaseSeconds   = 10
+	// janitorEvery: tile and event retention, dropped versions.
+	janitorEvery = 30 * time.Second
+	// retiredGrace: tiles of a retired version stay this long, so reads
+	// that loaded the version list just before the switch still find them.
+	retiredGrace = time.Minute
+	// pruneRows bounds one janitor DELETE.
+	pruneRows = 10_000
+)
+
+type partKey struct {
+	Tenant    string
+	Name      string
+	Version   int32
+	Partition int32
+	Task      string
+}
+
+type detailKey struct {
+	Tenant string
+	Part   int32
+}
+
+// RunTasks runs backfill, recompute, the version switch, velocity detail
+// and the janitor until ctx ends, then waits for the chunks in flight.
+func (e *Engine) RunTasks(ctx context.Context) error {
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		running = make(map[any]struct{}) // guarded by mu: partKey and detailKey
+	)
+	start := func(k any, run func(context.Context)) {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, ok := running[k]; ok || len(running) >= maxTaskWorkers {
+			return
+		}
+		running[k] = struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(ctx)
+			mu.Lock()
+			delete(running, k)
+			mu.Unlock()
+		}()
+	}
+	defer wg.Wait()
+	t := time.NewTicker(e.cfg.TaskPoll)
+	defer t.Stop()
+	lastJanitor := time.Time{}
+	for {
+		if err := e.tick(ctx, start); err != nil && ctx.Err() == nil {
+			e.cfg.Logger.Warn("features tasks: scan", "err", err)
+		}
+		if time.Since(lastJanitor) >= janitorEvery {
+			lastJanitor = time.Now()
+			if err := e.prune(ctx); err != nil && ctx.Err() == nil {
+				e.cfg.Logger.Warn("features janitor", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (e *Engine) tick(ctx context.Context, start func(any, func(context.Context))) error {
+	if err := e.switchBuilt(ctx); err != nil {
+		return err
+	}
+	rows, err := e.pool.Query(ctx, `SELECT p.tenant_id, p.name, p.version, p.partition, p.task
+		FROM feature_task_parts p JOIN feature_versions v USING (tenant_id, name, version)
+		WHERE NOT p.done AND v.state = 'building' AND (p.lease_owner = $1 OR p.lease_until < now())
+			AND (v.source <> 'ledger' OR v.cutoff_at < now() - $2::interval)
+		ORDER BY p.updated_at LIMIT $3`, e.cfg.Owner, e.cfg.LedgerSettle.String(), maxTaskWorkers)
+	if err != nil {
+		return err
+	}
+	parts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (partKey, error) {
+		var k partKey
+		return k, r.Scan(&k.Tenant, &k.Name, &k.Version, &k.Partition, &k.Task)
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range parts {
+		start(k, func(ctx context.Context) { e.runPart(ctx, k) })
+	}
+	rows, err = e.pool.Query(ctx, `SELECT DISTINCT tenant_id, part FROM feature_detail_outbox LIMIT $1`, maxTaskWorkers)
+	if err != nil {
+		return err
+	}
+	details, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (detailKey, error) {
+		var k detailKey
+		return k, r.Scan(&k.Tenant, &k.Part)
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range details {
+		start(k, func(ctx context.Context) { e.runDetail(ctx, k) })
+	}
+	return nil
+}
+
+// runPart advances one task partition chunk by chunk, each after a token.
+func (e *Engine) runPart(ctx context.Context, k partKey) {
+	part := strconv.Itoa(int(k.Partition))
+	for ctx.Err() == nil {
+		if err := e.rl.Wait(ctx, ratelimit.Key{Tenant: k.Tenant, Task: k.Task, Partition: k.Partition}); err != nil {
+			return
+		}
+		more, err := e.chunk(ctx, k)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.cfg.Logger.Warn("features task: chunk", "task", k.Task, "tenant", k.Tenant, "feature", k.Name,
+					"partition", k.Partition, "err", err)
+			}
+			return
+		}
+		if !more {
+			e.m.taskLagEvents.DeleteLabelValues(k.Task, k.Tenant, part)
+			e.m.taskLagSecs.DeleteLabelValues(k.Task, k.Tenant, part)
+			return
+		}
+	}
+}
+
+// partState is a task partition's checkpoint.
+type partState struct {
+	cursorSeq     int64
+	cursorAccount string
+	doneEvents    int64
+	total         *int64
+}
+
+// chunk applies the partition's next chunk; more is false when the
+// partition is done or leased by another process.
+func (e *Engine) chunk(ctx context.Context, k partKey) (more bool, err error) {
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	var st partState
+	err = tx.QueryRow(ctx, `UPDATE feature_task_parts SET lease_owner = $5, lease_until = now() + $6 * interval '1 second'
+		WHERE tenant_id = $1 AND name = $2 AND version = $3 AND partition = $4 AND NOT done
+			AND (lease_owner = $5 OR lease_until < now())
+		RETURNING cursor_seq, cursor_account, done_events, total_events`,
+		k.Tenant, k.Name, k.Version, k.Partition, e.cfg.Owner, leaseSeconds).Scan(&st.cursorSeq, &st.cursorAccount, &st.doneEvents, &st.total)
+	if err == pgx.ErrNoRows {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("claim: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT `+versionCols+` FROM feature_versions
+		WHERE tenant_id = $1 AND name = $2 AND version = $3`, k.Tenant, k.Name, k.Version)
+	if err != nil {
+		return false, err
+	}
+	vs, err := scanVersions(rows)
+	if err != nil {
+		return false, err
+	}
+	if len(vs) != 1 || vs[0].State != StateBuilding {
+		_, err := tx.Exec(ctx, `UPDATE feature_task_parts SET done = true, updated_at = now()
+			WHERE tenant_id = $1 AND name = $2 AND version = $3 AND partition = $4`, k.Tenant, k.Name, k.Version, k.Partition)
+		if err != nil {
+			return false, err
+		}
+		return false, tx.Commit(ctx)
+	}
+	v := vs[0]
+	// One coarsest tile (a day) more than the longest window: a cover's tail
+	// tile may start that much before it.
+	from := v.CutoffAt.Add(-v.longest - 24*time.Hour)
+	if st.total == nil {
+		n, err := e.countHistory(ctx, tx, v, k.Partition, st, from)
+		if err != nil {
+			return false, err
+		}
+		st.total = &n
+	}
+	evs, next, err := e.history(ctx, tx, v, k.Partition, st, from)
+	if err != nil {
+		return false, err
+	}
+	b := newBatch()
+	for i := range evs {
+		if !evs[i].skip {
+			b.add(v, &evs[i].ev)
+		}
+	}
+	if _, err := b.admitEntities(ctx, tx, e.lim, control.KeyFeaturesMaxEntities); err != nil {
+		return false, err
+	}
+	if err := b.writeTiles(ctx, tx); err != nil {
+		return false, err
+	}
+	done := len(evs) < e.cfg.ChunkEvents
+	var cursorTime *time.Time
+	if n := len(evs); n > 0 {
+		cursorTime = &evs[n-1].at
+	}
+	st.doneEvents += int64(len(evs))
+	if _, err := tx.Exec(ctx, `UPDATE feature_task_parts SET cursor_seq = $5, cursor_account = $6, done_events = $7,
+			total_events = $8, done = $9, cursor_time = coalesce($10, cursor_time), updated_at = now()
+		WHERE tenant_id = $1 AND name = $2 AND version = $3 AND partition = $4`,
+		k.Tenant, k.Name, k.Version, k.Partition, next.cursorSeq, next.cursorAccount, st.doneEvents,
+		max(*st.total, st.doneEvents), done, cursorTime); err != nil {
+		return false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, err
+	}
+	e.m.taskEvents.WithLabelValues(k.Task).Add(float64(len(evs)))
+	part := strconv.Itoa(int(k.Partition))
+	e.m.taskLagEvents.WithLabelValues(k.Task, k.Tenant, part).Set(float64(max(*st.total-st.doneEvents, 0)))
+	if cursorTime != nil && !done {
+		e.m.taskLagSecs.WithLabelValues(k.Task, k.Tenant, part).Set(max(v.CutoffAt.Sub(*cursorTime).Seconds(), 0))
+	}
+	return !done, nil
+}
+
+// histEvent is one event of a task's history.
+type histEvent struct {
+	ev   spec.Event
+	at   time.Time // acceptance (events) or creation (ledger)
+	skip bool
+}
+
+// partitionOfAccount is the ledger task partition of an account, in SQL.
+var partitionOfAccount = `mod(abs(hashtext(account_id)::bigint), ` + strconv.Itoa(TaskPartitions) + `)`
+
+func (e *Engine) countHistory(ctx context.Context, tx pgx.Tx, v *version, p int32, st partState, from time.Time) (int64, error) {
+	var n int64
+	var err error
+	if v.Def.Source == SourceLedger {
+		err = tx.QueryRow(ctx, `SELECT count(*) FROM entries WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
+			AND `+partitionOfAccount+` = $4 AND (account_id, seq) > ($5, $6)`,
+			v.Tenant, from, v.CutoffAt, p, st.cursorAccount, st.cursorSeq).Scan(&n)
+	} else {
+		err = tx.QueryRow(ctx, `SELECT count(*) FROM feature_events WHERE tenant_id = $1 AND part = $2
+			AND seq > $3 AND seq <= $4 AND event_time >= $5`, v.Tenant, p, st.cursorSeq, v.CutoffSeq, from).Scan(&n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("count history: %w", err)
+	}
+	return st.doneEvents + n, nil
+}
+
+// history reads the partition's next chunk after the cursor and returns
+// it with the cursor after it.
+func (e *Engine) history(ctx context.Context, tx pgx.Tx, v *version, p int32, st partState, from time.Time) ([]histEvent, partState, error) {
+	next := st
+	var out []histEvent
+	if v.Def.Source == SourceLedger {
+		rows, err := tx.Query(ctx, `SELECT tenant_id, account_id, seq, transaction_id::text, side, effect, amount::text, asset, created_at
+			FROM entries WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
+			AND `+partitionOfAccount+` = $4 AND (account_id, seq) > ($5, $6)
+			ORDER BY account_id, seq LIMIT $7`,
+			v.Tenant, from, v.CutoffAt, p, st.cursorAccount, st.cursorSeq, e.cfg.ChunkEvents)
+		if err != nil {
+			return nil, st, fmt.Errorf("read entries: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r entryRow
+			var amount string
+			if err := rows.Scan(&r.TenantID, &r.AccountID, &r.Seq, &r.TransactionID, &r.Side, &r.Effect, &amount, &r.Asset, &r.CreatedAt); err != nil {
+				return nil, st, err
+			}
+			r.Amount = json.Number(amount)
+			ev, err := r.event()
+			if err != nil {
+				return nil, st, err
+			}
+			out = append(out, histEvent{ev: ev, at: r.CreatedAt})
+			next.cursorAccount, next.cursorSeq = r.AccountID, r.Seq
+		}
+		return out, next, rows.Err()
+	}
+	rows, err := tx.Query(ctx, `SELECT seq, accepted_at, body FROM feature_events
+		WHERE tenant_id = $1 AND part = $2 AND seq > $3 AND seq <= $4
+		ORDER BY seq LIMIT $5`, v.Tenant, p, st.cursorSeq, v.CutoffSeq, e.cfg.ChunkEvents)
+	if err != nil {
+		return nil, st, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var at time.Time
+		var body []byte
+		if err := rows.Scan(&seq, &at, &body); err != nil {
+			return nil, st, err
+		}
+		next.cursorSeq = seq
+		ev, err := spec.DecodeEvent(body)
+		if err != nil {
+			return nil, st, fmt.Errorf("event log row %d: %w", seq, err)
+		}
+		// An event older than every window counts as processed, not aggregated.
+		out = append(out, histEvent{ev: ev, at: at, skip: ev.Time.Before(from)})
+	}
+	return out, next, rows.Err()
+}
+
+// switchBuilt makes every building version whose partitions are all done
+// active, retiring the version it replaces, one transaction each.
+func (e *Engine) switchBuilt(ctx context.Context) error {
+	rows, err := e.pool.Query(ctx, `SELECT tenant_id, name, version FROM feature_versions v WHERE state = 'building'
+		AND NOT EXISTS (SELECT 1 FROM feature_task_parts p WHERE (p.tenant_id, p.name, p.version) = (v.tenant_id, v.name, v.version) AND NOT p.done)
+		LIMIT 100`)
+	if err != nil {
+		return err
+	}
+	ready, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (partKey, error) {
+		var k partKey
+		return k, r.Scan(&k.Tenant, &k.Name, &k.Version)
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range ready {
+		if err := e.switchVersion(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) switchVersion(ctx context.Context, k partKey) error {
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	if err := lockTenant(ctx, tx, k.Tenant); err != nil {
+		return err
+	}
+	tag, err := tx.Exec(ctx, `UPDATE feature_versions v SET state = 'active', built_at = now()
+		WHERE (tenant_id, name, version) = ($1, $2, $3) AND state = 'building'
+		AND NOT EXISTS (SELECT 1 FROM feature_task_parts p WHERE (p.tenant_id, p.name, p.version) = ($1, $2, $3) AND NOT p.done)`,
+		k.Tenant, k.Name, k.Version)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE feature_versions SET state = 'retired', retired_at = now()
+		WHERE tenant_id = $1 AND name = $2 AND version < $3 AND state <> 'retired'`, k.Tenant, k.Name, k.Version); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	e.forget(k.Tenant)
+	e.cfg.Logger.Info("features: version active", "tenant", k.Tenant, "feature", k.Name, "version", k.Version)
+	return nil
+}

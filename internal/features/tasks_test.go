@@ -1,0 +1,170 @@
+package features_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bulwark-ledger/bulwark/internal/control"
+	"github.com/bulwark-ledger/bulwark/internal/features"
+	"github.com/bulwark-ledger/bulwark/internal/ratelimit"
+)
+
+func taskProgress(t *testing.T, e *env) (done, total int64) {
+	t.Helper()
+	if err := e.pool.QueryRow(context.Background(), `SELECT coalesce(sum(done_events), 0), coalesce(sum(total_events), 0)
+		FROM feature_task_parts WHERE tenant_id = 'acme'`).Scan(&done, &total); err != nil {
+		t.Fatal(err)
+	}
+	return done, total
+}
+
+// TestOnCallRehearsal plays the incident: a backfill and a recompute run
+// at their default rates on two processes while live events flow; the
+// surge preset stops both within a second on every process while the
+// live path keeps applying events; revert resumes them; they finish and
+// verify agrees with the brute force.
+func TestOnCallRehearsal(t *testing.T) {
+	t.Parallel()
+	// A chunk of 2 events at 10 chunks/s per partition: 160 events/s per
+	// task, so 1,000 events of history take seconds.
+	e := newEnv(t, envOpts{cfg: featuresConfigChunk(2)})
+	second := e.addProcess(featuresConfigChunk(2))
+	e.must(http.StatusCreated, "acme", "POST", "/v1/features/definitions", countDef("existing"))
+	eventually(t, 10*time.Second, func() string {
+		if _, total := taskProgress(t, e); total != 0 {
+			return ""
+		}
+		if d, _ := taskProgress(t, e); d != 0 {
+			return "backfill of an empty history"
+		}
+		r := e.must(http.StatusOK, "acme", "GET", "/v1/features/definitions/existing", nil)
+		if s := r.body["versions"].([]any)[0].(map[string]any)["state"]; s != "active" {
+			return fmt.Sprint("state ", s)
+		}
+		return ""
+	})
+	now := time.Now()
+	for b := range 10 {
+		var evs []map[string]any
+		for i := range 100 {
+			n := b*100 + i
+			evs = append(evs, ev(fmt.Sprint("h", n), now.Add(-time.Duration(n)*time.Second),
+				map[string]any{"card": fmt.Sprint("c", n%7), "type": []string{"payment", "refund"}[n%2]}))
+		}
+		e.must(http.StatusAccepted, "acme", "POST", "/v1/events", map[string]any{"events": evs})
+	}
+	eventually(t, 20*time.Second, func() string {
+		var n int
+		_ = e.pool.QueryRow(context.Background(), `SELECT count(*) FROM feature_events`).Scan(&n)
+		if n != 1000 {
+			return fmt.Sprint(n, " events applied")
+		}
+		return ""
+	})
+	// Backfill (new feature) and recompute (changed feature) start.
+	e.must(http.StatusCreated, "acme", "POST", "/v1/features/definitions", countDef("fresh"))
+	changed := countDef("existing")
+	changed["filter"] = `type == "payment"`
+	e.must(http.StatusCreated, "acme", "POST", "/v1/features/definitions", changed)
+	eventually(t, 10*time.Second, func() string {
+		if d, _ := taskProgress(t, e); d < 50 {
+			return fmt.Sprint("tasks at ", d)
+		}
+		return ""
+	})
+	if _, err := e.ctl.ApplyPreset(context.Background(), "acme", "surge", control.Actor{KeyID: "oncall", Reason: "surge"}); err != nil {
+		t.Fatal(err)
+	}
+	applied := time.Now()
+	time.Sleep(time.Second)
+	frozen, total := taskProgress(t, e)
+	if frozen >= total {
+		t.Fatalf("tasks finished (%d/%d) before the surge preset could stop them: slow them down", frozen, total)
+	}
+	t.Logf("paused at %d/%d events, %v after the preset", frozen, total, time.Since(applied))
+	// The live path keeps going while tasks are paused.
+	e.must(http.StatusAccepted, "acme", "POST", "/v1/events", ev("live", time.Now(), map[string]any{"card": "c0", "type": "payment"}))
+	eventually(t, 10*time.Second, func() string {
+		var n int
+		_ = e.pool.QueryRow(context.Background(), `SELECT count(*) FROM feature_events WHERE id = 'live'`).Scan(&n)
+		if n != 1 {
+			return "live event not applied during the surge"
+		}
+		return ""
+	})
+	time.Sleep(500 * time.Millisecond)
+	if d, _ := taskProgress(t, e); d != frozen {
+		t.Fatalf("tasks progressed from %d to %d while paused", frozen, d)
+	}
+	var owners int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(DISTINCT lease_owner) FROM feature_task_parts
+		WHERE lease_owner <> ''`).Scan(&owners); err != nil || owners != 2 {
+		t.Fatalf("task partitions leased by %d processes (%v), want both", owners, err)
+	}
+	if second.paused.Load() == 0 {
+		t.Fatal("the second process never saw the paused rate")
+	}
+	if _, err := e.ctl.RevertPreset(context.Background(), "acme", "surge", control.Actor{KeyID: "oncall", Reason: "recovered"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() string {
+		var open int
+		_ = e.pool.QueryRow(context.Background(), `SELECT count(*) FROM feature_versions WHERE state = 'building'`).Scan(&open)
+		if open != 0 {
+			d, tot := taskProgress(t, e)
+			return fmt.Sprintf("%d versions building, %d/%d", open, d, tot)
+		}
+		return ""
+	})
+	e.verified(10*time.Second, time.Now())
+}
+
+// rates counts paused waits of a second process's limiter.
+type countingRates struct {
+	ratelimit.Rates
+	paused *atomic.Int64
+}
+
+func (c countingRates) Rate(tenant, task string) (float64, <-chan struct{}, bool) {
+	r, ch, ok := c.Rates.Rate(tenant, task)
+	if ok && r == 0 {
+		c.paused.Add(1)
+	}
+	return r, ch, ok
+}
+
+type process struct{ paused atomic.Int64 }
+
+// addProcess runs a second engine (its own settings watcher, limiter,
+// worker and tasks) on the same database and broker.
+func (e *env) addProcess(cfg features.Config) *process {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := control.NewWatcher(e.pool, control.NewRegistry(), nil, nil, control.WithPollInterval(200*time.Millisecond))
+	if err := w.Sync(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	p := &process{}
+	cfg.Brokers, cfg.LedgerTopic, cfg.TaskPoll = e.brokers, "-", 100*time.Millisecond
+	cfg.Owner = "second"
+	eng, err := features.New(e.pool, w, ratelimit.New(countingRates{ratelimit.FromControl(w), &p.paused}), cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	done := make(chan struct{}, 3)
+	for _, fn := range []func(context.Context) error{w.Run, eng.RunWorker, eng.RunTasks} {
+		go func() { _ = fn(ctx); done <- struct{}{} }()
+	}
+	e.t.Cleanup(func() {
+		cancel()
+		for range 3 {
+			<-done
+		}
+		eng.Close()
+	})
+	return p
+}
