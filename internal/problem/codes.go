@@ -146,7 +146,7 @@ var defs = []Def{
 	{CodeInvalidFilter, http.StatusBadRequest, "a feature filter does not parse, or is over 1024 bytes, 64 nodes or 16 levels deep (docs/features-filter.md)."},
 	{CodeUnknownField, http.StatusBadRequest, "a feature definition names a field its source does not have (ledger: account, asset, amount, side, effect, transaction; events: names matching ^[a-z_][a-z0-9_]{0,62}$)."},
 	{CodeFieldTypeMismatch, http.StatusBadRequest, "a feature definition uses a field with a value of the wrong type (sum or avg of a text field, a filter comparing an integer field with a string)."},
-	{CodeInvalidEvent, http.StatusBadRequest, "an event breaks a rule (id 1..200 bytes, RFC 3339 time, at most 64 fields named ^[a-z_][a-z0-9_]{0,62}$, values strings of at most 1024 bytes, integers within ±(2^128-1) or booleans; 1..1000 events per batch); pointer names the value."},
+	{CodeInvalidEvent, http.StatusBadRequest, "an event breaks a rule (id 1..200 bytes, RFC 3339 time from 1970 to 2199, at most 64 fields named ^[a-z_][a-z0-9_]{0,62}$, values strings of at most 1024 bytes, integers within ±(2^128-1) or booleans; 1..1000 events per batch); pointer names the value."},
 }
 
 var byCode = func() map[string]Def {

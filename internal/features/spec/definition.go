@@ -7,7 +7,9 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
+	"github.com/bulwark-ledger/bulwark/internal/amount"
 	"github.com/bulwark-ledger/bulwark/internal/problem"
 )
 
@@ -73,6 +75,28 @@ func LedgerEventID(transaction string, posting int, side string) string {
 		s = "D"
 	}
 	return transaction + ":" + strconv.Itoa(posting) + ":" + s
+}
+
+// LedgerEvent returns the event of one ledger entry (a row of table
+// entries): side is the column's 'D' or 'C' (or "debit" / "credit"),
+// posting the entry's posting index, createdAt its created_at.
+func LedgerEvent(transaction string, posting int, side, effect, account, asset string, amt amount.Uint128, createdAt time.Time) Event {
+	sideName := "credit"
+	if side == "debit" || side == "D" {
+		sideName = "debit"
+	}
+	return Event{
+		ID:   LedgerEventID(transaction, posting, side),
+		Time: createdAt.UTC(),
+		Fields: map[string]Value{
+			"account":     StringValue(account),
+			"asset":       StringValue(asset),
+			"amount":      IntValue(IntFromUint128(amt)),
+			"side":        StringValue(sideName),
+			"effect":      StringValue(effect),
+			"transaction": StringValue(transaction),
+		},
+	}
 }
 
 // Definition is a tenant's feature definition as the API receives it.

@@ -26,13 +26,22 @@ const (
 	MaxStringBytes = 1024
 )
 
+// The range of event times: from the Unix epoch (tile buckets count
+// seconds from it) to 2200, well inside int64 nanoseconds (which end in
+// 2262), so every time orders exactly as UnixNano.
+var (
+	MinEventTime = time.Unix(0, 0).UTC()
+	MaxEventTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // Event is one event a feature counts: a tenant event, or one ledger entry
 // (see LedgerFields).
 type Event struct {
 	// ID is the client's event id, 1..MaxEventIDBytes bytes without NUL;
 	// the same id is counted once.
 	ID string
-	// Time is when the event happened (RFC 3339 in JSON; decoded in UTC).
+	// Time is when the event happened (RFC 3339 in JSON; decoded in UTC;
+	// within [MinEventTime, MaxEventTime)).
 	Time time.Time
 	// Fields are the event's flat fields. The event's id and time are not
 	// fields: Get("id") reads a field named "id", if the event has one.
@@ -77,6 +86,9 @@ func (w *wireEvent) event() (Event, error) {
 		return Event{}, invalid(codeInvalidEvent, "/fields", "%d fields: at most %d", len(w.Fields), MaxEventFields)
 	}
 	t, err := time.Parse(time.RFC3339Nano, w.Time)
+	if err == nil && (t.Before(MinEventTime) || !t.Before(MaxEventTime)) {
+		return Event{}, invalid(codeInvalidEvent, "/time", "time %s: want from 1970 to 2199", quoteShort(w.Time))
+	}
 	if err != nil {
 		return Event{}, invalid(codeInvalidEvent, "/time", "time %s: want RFC 3339, as 2026-11-30T22:00:00Z", quoteShort(w.Time))
 	}

@@ -14,8 +14,10 @@ const (
 	// MaxFilterNodes bounds the nodes of its tree (each comparison, has,
 	// !, && and || is one node, and each literal of an in list one more).
 	MaxFilterNodes = 64
-	// MaxFilterDepth bounds the nesting of its tree (and of parentheses),
-	// which bounds the recursion of Match and of the parser.
+	// MaxFilterDepth bounds the nesting of operators and parentheses,
+	// which bounds the parser's recursion: a chain a || b || c is one
+	// level, each !, parenthesis or right-hand operand nested in another
+	// operator one more. (Match's recursion is bounded by MaxFilterNodes.)
 	MaxFilterDepth = 16
 )
 

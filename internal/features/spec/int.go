@@ -72,6 +72,21 @@ func (i Int) AppendText(dst []byte) []byte {
 // MarshalJSON encodes i as a JSON number with every digit.
 func (i Int) MarshalJSON() ([]byte, error) { return i.AppendText(nil), nil }
 
+// UnmarshalJSON reads a JSON number (or a JSON string holding one)
+// written as ParseInt accepts.
+func (i *Int) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	v, err := ParseInt(s)
+	if err != nil {
+		return err
+	}
+	*i = v
+	return nil
+}
+
 // Cmp returns -1, 0 or +1 as i is less than, equal to or greater than j.
 func (i Int) Cmp(j Int) int {
 	switch {

@@ -289,3 +289,65 @@ func TestLedgerEventID(t *testing.T) {
 		t.Error("LedgerEventID")
 	}
 }
+
+func TestEventTimeRange(t *testing.T) {
+	for _, tc := range []struct {
+		time string
+		ok   bool
+	}{
+		{"1970-01-01T00:00:00Z", true}, {"1969-12-31T23:59:59.999999999Z", false},
+		{"2199-12-31T23:59:59.999999999Z", true}, {"2200-01-01T00:00:00Z", false}, {"9999-01-01T00:00:00Z", false},
+	} {
+		_, err := DecodeEvent([]byte(`{"id":"a","time":"` + tc.time + `","fields":{}}`))
+		if (err == nil) != tc.ok || (err != nil && pointerOf(err) != "/time") {
+			t.Errorf("time %s: %v, want ok %v", tc.time, err, tc.ok)
+		}
+	}
+}
+
+func TestIntJSON(t *testing.T) {
+	for _, in := range []string{"0", "-" + maxText, `"` + maxText + `"`} {
+		var i Int
+		if err := i.UnmarshalJSON([]byte(in)); err != nil || string(must(i.MarshalJSON())) != strings.Trim(in, `"`) {
+			t.Errorf("Int JSON %s: %v %s", in, err, i)
+		}
+	}
+	var i Int
+	if err := i.UnmarshalJSON([]byte("1.0")); !errors.Is(err, ErrIntSyntax) {
+		t.Errorf("1.0: %v", err)
+	}
+	if err := i.UnmarshalJSON([]byte("340282366920938463463374607431768211456")); !errors.Is(err, ErrIntRange) {
+		t.Errorf("2^128: %v", err)
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func TestLedgerEventMatchesLedgerDefinition(t *testing.T) {
+	d, err := DecodeDefinition([]byte(`{"name":"out_1h","source":"ledger","entity":"account","aggregation":"sum","field":"amount","windows":["1h"],"filter":"side == \"debit\" && effect == \"posted\" && amount > 100"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 30, 22, 0, 0, 0, time.FixedZone("x", 3600))
+	e := LedgerEvent("tx-1", 0, "D", "posted", "acct/1", "USD", IntFromInt64(500).mag, at)
+	if !d.CompiledFilter().Match(&e) || e.ID != "tx-1:0:D" || e.Time.Location() != time.UTC {
+		t.Errorf("ledger event %+v", e)
+	}
+	for name, v := range e.Fields {
+		if LedgerFields[name] != v.Kind() {
+			t.Errorf("field %s is %s, LedgerFields says %s", name, v.Kind(), LedgerFields[name])
+		}
+	}
+	if len(e.Fields) != len(LedgerFields) {
+		t.Errorf("%d fields, LedgerFields has %d", len(e.Fields), len(LedgerFields))
+	}
+	credit := LedgerEvent("tx-1", 0, "C", "posted", "acct/2", "USD", IntFromInt64(500).mag, at)
+	if d.CompiledFilter().Match(&credit) {
+		t.Error("credit entry matched a debit filter")
+	}
+}

@@ -71,17 +71,59 @@ func (d *distinct) merge(o *distinct) {
 			d.hll.add(h)
 		}
 	default:
-		for _, h := range o.exact {
-			d.add(h)
-			if d.hll != nil {
-				// Switched mid-way: add the rest to the sketch.
-				for _, h := range o.exact {
-					d.hll.add(h)
-				}
-				return
-			}
+		d.union(o.exact)
+	}
+}
+
+// union merges the sorted set b into d.exact in place, from the back, in
+// one pass (no per-element insertion), then switches to the sketch if the
+// union is over maxExact.
+func (d *distinct) union(b []uint64) {
+	a := d.exact
+	n := unionSize(a, b)
+	if n == len(a) {
+		return
+	}
+	a = slices.Grow(a, n-len(a))[:n]
+	// Fill from the back: the union of the unread prefixes is at least as
+	// long as a's unread prefix, so k never overtakes i.
+	i, j := len(d.exact)-1, len(b)-1
+	for k := n - 1; k >= 0; k-- {
+		switch {
+		case j < 0 || i >= 0 && a[i] > b[j]:
+			a[k] = a[i]
+			i--
+		case i >= 0 && a[i] == b[j]:
+			a[k] = a[i]
+			i--
+			j--
+		default:
+			a[k] = b[j]
+			j--
 		}
 	}
+	d.exact = a
+	if len(a) > maxExact {
+		d.toSketch()
+	}
+}
+
+// unionSize returns the size of the union of two sorted sets.
+func unionSize(a, b []uint64) int {
+	n, i, j := 0, 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case a[i] > b[j]:
+			j++
+		default:
+			i++
+			j++
+		}
+		n++
+	}
+	return n + len(a) - i + len(b) - j
 }
 
 func (d *distinct) clone() distinct {

@@ -384,3 +384,36 @@ func TestMergeOrderIndependent(t *testing.T) {
 		t.Errorf("merge order changes results: %v vs %v", a, b)
 	}
 }
+
+func TestDistinctUnion(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for range 500 {
+		var a, b distinct
+		set := map[uint64]bool{}
+		for range rng.IntN(200) {
+			h := uint64(rng.IntN(300))
+			a.add(h)
+			set[h] = true
+		}
+		for range rng.IntN(200) {
+			h := uint64(rng.IntN(300))
+			b.add(h)
+			set[h] = true
+		}
+		a.merge(&b)
+		if a.hll != nil {
+			if len(set) <= maxExact {
+				t.Fatalf("sketch for %d values", len(set))
+			}
+			continue
+		}
+		if len(a.exact) != len(set) || !slices.IsSorted(a.exact) {
+			t.Fatalf("union %v of %d values", a.exact, len(set))
+		}
+		for _, h := range a.exact {
+			if !set[h] {
+				t.Fatalf("union holds %d", h)
+			}
+		}
+	}
+}
