@@ -106,7 +106,8 @@ func (b *batch) add(v *version, ev *spec.Event) {
 	b.entities[entityRef{v.Tenant, v.Def.Entity, entity}] = struct{}{}
 	b.fields[[2]string{v.Tenant, v.Name}] = v.Def.Entity
 	us := ev.Time.UnixMicro()
-	for _, bk := range tile.Buckets(ev.Time) {
+	all := tile.Buckets(ev.Time)
+	for _, bk := range all[v.minLevel:] {
 		k := tileKey{v.Tenant, v.Name, v.Version, entity, int16(bk.Level), bk.Start}
 		a := b.tiles[k]
 		if a == nil {

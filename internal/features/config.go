@@ -57,6 +57,10 @@ type Config struct {
 	// DetailChunk is the unit of velocity detail: one token produces up to
 	// DetailChunk records; default 100.
 	DetailChunk int
+	// TaskWorkers bounds the task partitions (backfill, recompute,
+	// velocity detail) one process works on at once; default 64. Others
+	// wait for a process with room (several processes share the work).
+	TaskWorkers int
 	// TaskPoll is how often the task runner looks for new work; default 1 s.
 	TaskPoll time.Duration
 	// LedgerSettle is how long after a ledger feature's version is created
@@ -104,6 +108,9 @@ func (c *Config) EnsureDefaults() {
 	if c.DetailChunk == 0 {
 		c.DetailChunk = 100
 	}
+	if c.TaskWorkers == 0 {
+		c.TaskWorkers = 64
+	}
 	if c.TaskPoll == 0 {
 		c.TaskPoll = time.Second
 	}
@@ -134,6 +141,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("features: batch records %d outside [1, 100000]", c.BatchRecords)
 	case c.ChunkEvents < 1 || c.ChunkEvents > 100_000:
 		return fmt.Errorf("features: chunk events %d outside [1, 100000]", c.ChunkEvents)
+	case c.TaskWorkers < 1 || c.TaskWorkers > 1024:
+		return fmt.Errorf("features: task workers %d outside [1, 1024]", c.TaskWorkers)
 	case c.DetailChunk < 1 || c.DetailChunk > 10_000:
 		return fmt.Errorf("features: detail chunk %d outside [1, 10000]", c.DetailChunk)
 	case c.EventsTopic == c.LedgerTopic || c.EventsTopic == c.DetailTopic:

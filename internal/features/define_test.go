@@ -118,7 +118,14 @@ func TestVersionSwitch(t *testing.T) {
 		}
 		return ""
 	})
-	// Slow the recompute down so version 1 is observably still served.
+	eventually(t, 10*time.Second, func() string {
+		r := e.must(http.StatusOK, "acme", "GET", "/v1/features/definitions/f", nil)
+		if s := r.body["versions"].([]any)[0].(map[string]any)["state"]; s != "active" {
+			return fmt.Sprint("version 1 ", s)
+		}
+		return ""
+	})
+	// Pause the recompute so version 1 is observably still served.
 	e.set("acme", control.TaskRateKey(control.TaskRecompute), "0")
 	d := countDef("f")
 	d["filter"] = `type == "payment"`

@@ -50,7 +50,7 @@ func (e *Engine) detailChunk(ctx context.Context, k detailKey) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	defer tx.Rollback(ctx)
 	rows, err := tx.Query(ctx, `SELECT seq, record FROM feature_detail_outbox WHERE tenant_id = $1 AND part = $2
 		ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED`, k.Tenant, k.Part, e.cfg.DetailChunk)
 	if err != nil {
@@ -114,12 +114,14 @@ func (e *Engine) prune(ctx context.Context) error {
 		retiredGrace.String(), pruneRows); err != nil {
 		return fmt.Errorf("prune retired tiles: %w", err)
 	}
+	// A tile no cover reads any more and no late event can land in
+	// (tile.Expired): its bucket ended before now - retention - lateness.
 	now := e.cfg.Now()
-	for _, b := range tile.Buckets(now) {
-		l := b.Level
-		cut := now.Add(-l.Retention()).Unix()
+	late := time.Duration(e.lim.Int(control.GlobalTenant, control.KeyFeaturesAllowedLateness)) * time.Second
+	for l := tile.Second; l <= tile.Day; l++ {
+		end := now.Add(-l.Retention() - late).Unix()
 		if _, err := e.pool.Exec(ctx, `DELETE FROM feature_tiles WHERE ctid = ANY (ARRAY(
-			SELECT ctid FROM feature_tiles WHERE level = $1 AND bucket < $2 LIMIT $3))`, int16(l), cut, pruneRows); err != nil {
+			SELECT ctid FROM feature_tiles WHERE level = $1 AND bucket <= $2 LIMIT $3))`, int16(l), end-l.Seconds(), pruneRows); err != nil {
 			return fmt.Errorf("prune tiles: %w", err)
 		}
 	}

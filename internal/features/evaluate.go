@@ -68,7 +68,9 @@ func (e *Engine) Evaluate(ctx context.Context, tenant string, ev spec.Event, rec
 // request) and returns err.
 func (e *Engine) wait(produced chan error, err error) error {
 	if produced != nil {
-		<-produced
+		if perr := <-produced; perr != nil {
+			err = errors.Join(err, perr)
+		}
 	}
 	return err
 }

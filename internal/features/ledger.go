@@ -3,26 +3,20 @@ package features
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulwark-ledger/bulwark/internal/amount"
 	"github.com/bulwark-ledger/bulwark/internal/features/spec"
 )
 
 // Ledger source: each entry of the ledger (one side of one posting on one
-// account) is one event with the fields of spec.LedgerFields:
-//
-//	account      the entry's account (the usual entity)
-//	asset        the asset
-//	amount       the amount, an exact integer (128-bit amounts keep every digit)
-//	side         "debit" or "credit"
-//	effect       "posted", "hold" or "release"
-//	transaction  the transaction id
-//
-// Its id is "<account>#<seq>" (unique per tenant) and its time the
-// entry's created_at (the database clock at commit). The live path reads
-// the relay's entries topic (inserts and snapshot reads); backfill reads
-// the entries table.
+// account) is one event with the fields of spec.LedgerFields, its id
+// spec.LedgerEventID and its time the entry's created_at (the database
+// clock at commit); spec.LedgerEvent builds it. The live path reads the
+// relay's entries topic (inserts and snapshot reads); backfill and verify
+// read the entries table.
 
 // cdcEvent is the part of a relay record the ledger source needs.
 type cdcEvent struct {
@@ -34,13 +28,27 @@ type cdcEvent struct {
 type entryRow struct {
 	TenantID      string      `json:"tenant_id"`
 	AccountID     string      `json:"account_id"`
-	Seq           int64       `json:"seq"`
 	TransactionID string      `json:"transaction_id"`
+	Posting       int         `json:"posting"`
 	Side          string      `json:"side"`
 	Effect        string      `json:"effect"`
 	Amount        json.Number `json:"amount"`
 	Asset         string      `json:"asset"`
 	CreatedAt     time.Time   `json:"created_at"`
+}
+
+// entryCols are the entries columns entryRow.scan reads.
+const entryCols = `tenant_id, account_id, transaction_id::text, posting, side, effect, amount::text, asset, created_at`
+
+// scan reads entryCols, then extra columns into extra.
+func (r *entryRow) scan(rows pgx.Rows, extra ...any) error {
+	var amt string
+	dst := append([]any{&r.TenantID, &r.AccountID, &r.TransactionID, &r.Posting, &r.Side, &r.Effect, &amt, &r.Asset, &r.CreatedAt}, extra...)
+	if err := rows.Scan(dst...); err != nil {
+		return err
+	}
+	r.Amount = json.Number(amt)
+	return nil
 }
 
 // decodeEntry decodes a relay record of the entries topic; ok is false for
@@ -63,24 +71,9 @@ func decodeEntry(value []byte) (tenant string, ev spec.Event, ok bool, err error
 }
 
 func (r *entryRow) event() (spec.Event, error) {
-	amt, err := spec.ParseInt(r.Amount.String())
+	amt, err := amount.Parse(r.Amount.String())
 	if err != nil {
-		return spec.Event{}, fmt.Errorf("entry %s#%d: amount %q: %w", r.AccountID, r.Seq, r.Amount, err)
+		return spec.Event{}, fmt.Errorf("entry of %s on %s: amount %q: %w", r.TransactionID, r.AccountID, r.Amount, err)
 	}
-	side := "debit"
-	if r.Side == "C" {
-		side = "credit"
-	}
-	return spec.Event{
-		ID:   r.AccountID + "#" + strconv.FormatInt(r.Seq, 10),
-		Time: r.CreatedAt,
-		Fields: map[string]spec.Value{
-			"account":     spec.StringValue(r.AccountID),
-			"asset":       spec.StringValue(r.Asset),
-			"amount":      spec.IntValue(amt),
-			"side":        spec.StringValue(side),
-			"effect":      spec.StringValue(r.Effect),
-			"transaction": spec.StringValue(r.TransactionID),
-		},
-	}, nil
+	return spec.LedgerEvent(r.TransactionID, r.Posting, r.Side, r.Effect, r.AccountID, r.Asset, amt, r.CreatedAt), nil
 }

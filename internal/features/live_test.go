@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
 )
 
 func countDef(name string) map[string]any {

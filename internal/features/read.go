@@ -68,8 +68,8 @@ type EntityRef struct {
 
 // FeatureValue is one feature's answer for one entity.
 type FeatureValue struct {
-	Version     int32 `json:"version"`
-	Building    bool  `json:"building,omitempty"`
+	Version     int32  `json:"version"`
+	Building    bool   `json:"building,omitempty"`
 	Aggregation string `json:"aggregation"`
 	// Values per window ("10m", "1h", …).
 	Values          map[string]tile.Result `json:"values"`

@@ -3,9 +3,9 @@ package features
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"encoding/json"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -81,7 +81,7 @@ func (s *Store) Define(ctx context.Context, tenant string, def spec.Definition) 
 	if err != nil {
 		return VersionInfo{}, false, err
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	defer tx.Rollback(ctx)
 	if err := lockTenant(ctx, tx, tenant); err != nil {
 		return VersionInfo{}, false, err
 	}
@@ -167,7 +167,7 @@ func (s *Store) Delete(ctx context.Context, tenant, name string) error {
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	defer tx.Rollback(ctx)
 	if err := lockTenant(ctx, tx, tenant); err != nil {
 		return err
 	}

@@ -2,7 +2,7 @@ package features
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -34,10 +34,9 @@ import (
 
 // Bounds of the task runner.
 const (
-	// maxTaskWorkers bounds the partitions one process works on at once
-	// (goroutines; each holds a database connection only during a chunk).
-	maxTaskWorkers = 64
-	leaseSeconds   = 10
+	// maxTaskScan bounds the task partitions one scan returns.
+	maxTaskScan  = 256
+	leaseSeconds = 10
 	// janitorEvery: tile and event retention, dropped versions.
 	janitorEvery = 30 * time.Second
 	// retiredGrace: tiles of a retired version stay this long, so reads
@@ -71,7 +70,7 @@ func (e *Engine) RunTasks(ctx context.Context) error {
 	start := func(k any, run func(context.Context)) {
 		mu.Lock()
 		defer mu.Unlock()
-		if _, ok := running[k]; ok || len(running) >= maxTaskWorkers {
+		if _, ok := running[k]; ok || len(running) >= e.cfg.TaskWorkers {
 			return
 		}
 		running[k] = struct{}{}
@@ -114,7 +113,7 @@ func (e *Engine) tick(ctx context.Context, start func(any, func(context.Context)
 		FROM feature_task_parts p JOIN feature_versions v USING (tenant_id, name, version)
 		WHERE NOT p.done AND v.state = 'building' AND (p.lease_owner = $1 OR p.lease_until < now())
 			AND (v.source <> 'ledger' OR v.cutoff_at < now() - $2::interval)
-		ORDER BY p.updated_at LIMIT $3`, e.cfg.Owner, e.cfg.LedgerSettle.String(), maxTaskWorkers)
+		ORDER BY p.updated_at LIMIT $3`, e.cfg.Owner, e.cfg.LedgerSettle.String(), maxTaskScan)
 	if err != nil {
 		return err
 	}
@@ -128,7 +127,7 @@ func (e *Engine) tick(ctx context.Context, start func(any, func(context.Context)
 	for _, k := range parts {
 		start(k, func(ctx context.Context) { e.runPart(ctx, k) })
 	}
-	rows, err = e.pool.Query(ctx, `SELECT DISTINCT tenant_id, part FROM feature_detail_outbox LIMIT $1`, maxTaskWorkers)
+	rows, err = e.pool.Query(ctx, `SELECT DISTINCT tenant_id, part FROM feature_detail_outbox LIMIT $1`, maxTaskScan)
 	if err != nil {
 		return err
 	}
@@ -183,14 +182,14 @@ func (e *Engine) chunk(ctx context.Context, k partKey) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	defer tx.Rollback(ctx)
 	var st partState
 	err = tx.QueryRow(ctx, `UPDATE feature_task_parts SET lease_owner = $5, lease_until = now() + $6 * interval '1 second'
 		WHERE tenant_id = $1 AND name = $2 AND version = $3 AND partition = $4 AND NOT done
 			AND (lease_owner = $5 OR lease_until < now())
 		RETURNING cursor_seq, cursor_account, done_events, total_events`,
 		k.Tenant, k.Name, k.Version, k.Partition, e.cfg.Owner, leaseSeconds).Scan(&st.cursorSeq, &st.cursorAccount, &st.doneEvents, &st.total)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
@@ -298,7 +297,7 @@ func (e *Engine) history(ctx context.Context, tx pgx.Tx, v *version, p int32, st
 	next := st
 	var out []histEvent
 	if v.Def.Source == SourceLedger {
-		rows, err := tx.Query(ctx, `SELECT tenant_id, account_id, seq, transaction_id::text, side, effect, amount::text, asset, created_at
+		rows, err := tx.Query(ctx, `SELECT `+entryCols+`, seq
 			FROM entries WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
 			AND `+partitionOfAccount+` = $4 AND (account_id, seq) > ($5, $6)
 			ORDER BY account_id, seq LIMIT $7`,
@@ -309,17 +308,16 @@ func (e *Engine) history(ctx context.Context, tx pgx.Tx, v *version, p int32, st
 		defer rows.Close()
 		for rows.Next() {
 			var r entryRow
-			var amount string
-			if err := rows.Scan(&r.TenantID, &r.AccountID, &r.Seq, &r.TransactionID, &r.Side, &r.Effect, &amount, &r.Asset, &r.CreatedAt); err != nil {
+			var seq int64
+			if err := r.scan(rows, &seq); err != nil {
 				return nil, st, err
 			}
-			r.Amount = json.Number(amount)
 			ev, err := r.event()
 			if err != nil {
 				return nil, st, err
 			}
 			out = append(out, histEvent{ev: ev, at: r.CreatedAt})
-			next.cursorAccount, next.cursorSeq = r.AccountID, r.Seq
+			next.cursorAccount, next.cursorSeq = r.AccountID, seq
 		}
 		return out, next, rows.Err()
 	}
@@ -377,7 +375,7 @@ func (e *Engine) switchVersion(ctx context.Context, k partKey) error {
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	defer tx.Rollback(ctx)
 	if err := lockTenant(ctx, tx, k.Tenant); err != nil {
 		return err
 	}

@@ -31,8 +31,9 @@ func TestOnCallRehearsal(t *testing.T) {
 	t.Parallel()
 	// A chunk of 2 events at 10 chunks/s per partition: 160 events/s per
 	// task, so 1,000 events of history take seconds.
-	e := newEnv(t, envOpts{cfg: featuresConfigChunk(2)})
-	second := e.addProcess(featuresConfigChunk(2))
+	cfg := features.Config{ChunkEvents: 2, TaskWorkers: 8} // 16 partitions: both processes get some
+	e := newEnv(t, envOpts{cfg: cfg})
+	second := e.addProcess(cfg)
 	e.must(http.StatusCreated, "acme", "POST", "/v1/features/definitions", countDef("existing"))
 	eventually(t, 10*time.Second, func() string {
 		if _, total := taskProgress(t, e); total != 0 {

@@ -195,19 +195,16 @@ func agree(agg string, have, want []byte) bool {
 func (e *Engine) rawHistory(ctx context.Context, v *version, since time.Time) ([]spec.Event, error) {
 	var out []spec.Event
 	if v.Def.Source == SourceLedger {
-		rows, err := e.pool.Query(ctx, `SELECT tenant_id, account_id, seq, transaction_id::text, side, effect, amount::text, asset, created_at
-			FROM entries WHERE tenant_id = $1 AND created_at >= $2`, v.Tenant, since)
+		rows, err := e.pool.Query(ctx, `SELECT `+entryCols+` FROM entries WHERE tenant_id = $1 AND created_at >= $2`, v.Tenant, since)
 		if err != nil {
 			return nil, err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var r entryRow
-			var amount string
-			if err := rows.Scan(&r.TenantID, &r.AccountID, &r.Seq, &r.TransactionID, &r.Side, &r.Effect, &amount, &r.Asset, &r.CreatedAt); err != nil {
+			if err := r.scan(rows); err != nil {
 				return nil, err
 			}
-			r.Amount = json.Number(amount)
 			ev, err := r.event()
 			if err != nil {
 				return nil, err

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulwark-ledger/bulwark/internal/features/spec"
+	"github.com/bulwark-ledger/bulwark/internal/features/tile"
 )
 
 // Version states.
@@ -38,6 +39,9 @@ type version struct {
 	BuiltAt   *time.Time
 	filter    *spec.Filter
 	longest   time.Duration
+	// minLevel is the finest tile level a cover of one of its windows
+	// reads: the levels below it are never written.
+	minLevel tile.Level
 }
 
 func compile(v *version) error {
@@ -47,8 +51,10 @@ func compile(v *version) error {
 	}
 	v.Def = def
 	v.filter = def.CompiledFilter()
+	v.minLevel = tile.Day
 	for _, w := range def.Windows {
 		v.longest = max(v.longest, time.Duration(w))
+		v.minLevel = min(v.minLevel, tile.Resolution(w))
 	}
 	return nil
 }
@@ -98,7 +104,6 @@ type versionCache struct {
 type cachedTenant struct {
 	gen      int64
 	versions []*version
-	loadedAt time.Time
 }
 
 // maxCachedTenants bounds the cache: beyond it, it is cleared (tenants

@@ -267,7 +267,7 @@ func (w *worker) applyOnce(ctx context.Context, k tp, recs []*kgo.Record, expect
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	defer tx.Rollback(ctx)
 	tenants := tenantsOf(in)
 	versions, err := w.lockTenants(ctx, tx, tenants)
 	if err != nil {
