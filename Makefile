@@ -11,7 +11,7 @@ TEST_P    ?= 2
 # concurrent by design (about 70 s for the suite on 2 cores).
 TEST_FLAGS ?= -race
 
-.PHONY: run test lint vulncheck build setup vet fuzz bench-ledger bench-overload bench-cdc crash-test crash-test-stream cdc-verify-long clean
+.PHONY: run test lint vulncheck build setup vet fuzz bench-ledger bench-overload bench-cdc crash-test crash-test-stream cdc-verify-long features-chaos clean
 
 run: setup build
 	@dir="$(DATA_DIR)"; [ -n "$$dir" ] || dir="$$(./scripts/datadir.sh)"; \
@@ -74,6 +74,12 @@ crash-test-stream: setup
 # (the short one, 5 kills, is in make test). Replay with BULWARK_CDC_VERIFY_SEED.
 cdc-verify-long: setup
 	BULWARK_CDC_VERIFY_KILLS=50 BULWARK_CDC_VERIFY_TXNS=3000 $(GO) test -count=1 -timeout 60m -run TestVerify -v ./internal/cdc/verify/
+
+# The long features chaos test: 100 SIGKILLs of two feature worker
+# processes while events are fed (the short one, 3 kills, is in make test).
+FEATURES_CHAOS_KILLS ?= 100
+features-chaos: setup
+	BULWARK_FEATURES_CHAOS_KILLS=$(FEATURES_CHAOS_KILLS) $(GO) test -count=1 -timeout 90m -run TestFeaturesChaos -v ./internal/server/
 
 # A PostgreSQL server still running on $(DATA_DIR) is stopped first if it
 # is orphaned; if a live `bulwark serve` runs it, clean refuses (stop serve).

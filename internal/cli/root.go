@@ -24,6 +24,7 @@ func Root() *cobra.Command {
 		newLedgerCmd(),
 		newControlCmd(),
 		newCDCCmd(),
+		newFeaturesCmd(),
 		newPGCmd(),
 		newBenchCmd(),
 		newLoadCmd(),

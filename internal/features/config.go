@@ -47,6 +47,10 @@ type Config struct {
 	// Group is the Kafka consumer group of the feature workers; default
 	// DefaultGroup. Its positions live in PostgreSQL (feature_offsets).
 	Group string
+	// SessionTimeout is the consumer group session timeout: how long the
+	// partitions of a killed worker wait before the group moves them;
+	// default 10 s.
+	SessionTimeout time.Duration
 	// BatchRecords bounds the records one poll hands to the workers;
 	// default 5000 (at ~200 B a record, ~1 MiB in memory).
 	BatchRecords int
@@ -98,6 +102,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.Group == "" {
 		c.Group = DefaultGroup
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
 	}
 	if c.BatchRecords == 0 {
 		c.BatchRecords = 5000

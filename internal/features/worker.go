@@ -94,7 +94,7 @@ func (w *worker) session(ctx context.Context) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(w.brokers...), kgo.ConsumerGroup(cfg.Group), kgo.ConsumeTopics(w.topics()...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMaxAge(5*time.Second),
-		kgo.SessionTimeout(10*time.Second), kgo.AdjustFetchOffsetsFn(w.adjust),
+		kgo.SessionTimeout(cfg.SessionTimeout), kgo.HeartbeatInterval(cfg.SessionTimeout/4), kgo.AdjustFetchOffsetsFn(w.adjust),
 		kgo.OnPartitionsRevoked(w.drop), kgo.OnPartitionsLost(w.drop))
 	if err != nil {
 		return err

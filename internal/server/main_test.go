@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/bulwark-ledger/bulwark/internal/broker"
 	"github.com/bulwark-ledger/bulwark/internal/pgtest"
 	"github.com/bulwark-ledger/bulwark/internal/server"
 )
@@ -20,12 +23,19 @@ func TestMain(m *testing.M) {
 	if url := os.Getenv("BULWARK_TEST_CHILD_POSTGRES"); url != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
-		err := server.Run(ctx, server.Config{
-			Addr: os.Getenv("BULWARK_TEST_CHILD_ADDR"), PostgresURL: url,
-			Roles:    []string{server.RoleAPI, server.RoleWorkers},
-			AdminKey: os.Getenv("BULWARK_TEST_CHILD_ADMIN_KEY"), DataDir: os.TempDir(),
+		roles := []string{server.RoleAPI, server.RoleWorkers}
+		if r := os.Getenv("BULWARK_TEST_CHILD_ROLES"); r != "" {
+			roles = strings.Split(r, ",")
+		}
+		cfg := server.Config{
+			Addr: os.Getenv("BULWARK_TEST_CHILD_ADDR"), PostgresURL: url, Roles: roles,
+			KafkaBrokers: broker.Seeds(os.Getenv("BULWARK_TEST_CHILD_KAFKA")),
+			AdminKey:     os.Getenv("BULWARK_TEST_CHILD_ADMIN_KEY"), DataDir: os.TempDir(),
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		})
+		}
+		cfg.Features.SessionTimeout = 2 * time.Second
+		cfg.Features.TaskPoll = 100 * time.Millisecond
+		err := server.Run(ctx, cfg)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(1)
