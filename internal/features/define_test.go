@@ -151,3 +151,37 @@ func TestVersionSwitch(t *testing.T) {
 	}
 	e.verified(10*time.Second, time.Now())
 }
+
+// TestEntityLimit: beyond features.max_entities a tenant's new entities
+// are not aggregated (another tenant's are).
+func TestEntityLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	e.set("acme", control.KeyFeaturesMaxEntities, "2")
+	for _, tn := range []string{"acme", "globex"} {
+		e.must(http.StatusCreated, tn, "POST", "/v1/features/definitions", countDef("n"))
+		e.must(http.StatusAccepted, tn, "POST", "/v1/events", map[string]any{"events": []any{
+			ev("1", time.Now(), map[string]any{"card": "a"}), ev("2", time.Now(), map[string]any{"card": "b"}),
+			ev("3", time.Now(), map[string]any{"card": "c"})}})
+	}
+	count := func(tn, card string) float64 {
+		r := e.must(http.StatusOK, tn, "GET", "/v1/features/card/"+card, nil)
+		return r.body["features"].(map[string]any)["n"].(map[string]any)["values"].(map[string]any)["1h"].(float64)
+	}
+	eventually(t, 20*time.Second, func() string {
+		if n := count("globex", "c"); n != 1 {
+			return fmt.Sprint("globex c: ", n)
+		}
+		if a, b := count("acme", "a"), count("acme", "b"); a+b != 2 {
+			return fmt.Sprint("acme a+b: ", a+b)
+		}
+		return ""
+	})
+	var tracked int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM feature_entities WHERE tenant_id = 'acme'`).Scan(&tracked); err != nil || tracked != 2 {
+		t.Fatalf("acme tracks %d entities (%v), want 2", tracked, err)
+	}
+	if n := count("acme", "c"); n != 0 {
+		t.Fatalf("entity beyond the limit aggregated: %v", n)
+	}
+}

@@ -66,6 +66,9 @@ func decodeEntry(value []byte) (tenant string, ev spec.Event, ok bool, err error
 	if err := json.Unmarshal(ce.After, &row); err != nil {
 		return "", spec.Event{}, false, fmt.Errorf("entries record: %w", err)
 	}
+	if row.TenantID == "" || row.AccountID == "" || row.TransactionID == "" || row.CreatedAt.IsZero() {
+		return "", spec.Event{}, false, fmt.Errorf("entries record without tenant, account, transaction or time")
+	}
 	ev, err = row.event()
 	return row.TenantID, ev, err == nil, err
 }

@@ -87,6 +87,24 @@ func TestOnCallRehearsal(t *testing.T) {
 		t.Fatalf("tasks finished (%d/%d) before the surge preset could stop them: slow them down", frozen, total)
 	}
 	t.Logf("paused at %d/%d events, %v after the preset", frozen, total, time.Since(applied))
+	// What `bulwark features tasks` shows the operator: every partition of
+	// both tasks paused, with its lag.
+	rows, err := features.Tasks(context.Background(), e.pool, features.ControlRates(e.watcher.Current()), 2, 100, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lag int64
+	tasks := map[string]bool{}
+	for _, r := range rows {
+		if !r.Paused || r.ETA != -1 {
+			t.Fatalf("task row not paused: %+v", r)
+		}
+		lag += r.LagEvents
+		tasks[r.Task] = true
+	}
+	if !tasks[control.TaskAggBackfill] || !tasks[control.TaskRecompute] || lag == 0 || lag > total-frozen {
+		t.Fatalf("task rows: %d rows, tasks %v, lag %d (done %d of %d)", len(rows), tasks, lag, frozen, total)
+	}
 	// The live path keeps going while tasks are paused.
 	e.must(http.StatusAccepted, "acme", "POST", "/v1/events", ev("live", time.Now(), map[string]any{"card": "c0", "type": "payment"}))
 	eventually(t, 10*time.Second, func() string {

@@ -59,9 +59,18 @@ type worker struct {
 // database outage, a fenced batch) end the session; a new one starts
 // after a pause, with positions reloaded from PostgreSQL.
 func (e *Engine) RunWorker(ctx context.Context) error {
-	brokers, err := e.brokers(ctx)
-	if err != nil {
-		return err
+	var brokers []string
+	for {
+		var err error
+		if brokers, err = e.brokers(ctx); err == nil {
+			break
+		}
+		e.cfg.Logger.Warn("features worker: no broker yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
 	}
 	if err := e.EnsureTopics(ctx); err != nil && ctx.Err() == nil {
 		e.cfg.Logger.Warn("features: ensure topics", "err", err)
