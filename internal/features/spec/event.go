@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bytes"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -29,9 +30,11 @@ const (
 // The range of event times: from the Unix epoch (tile buckets count
 // seconds from it) to 2200, well inside int64 nanoseconds (which end in
 // 2262), so every time orders exactly as UnixNano.
-var (
-	MinEventTime = time.Unix(0, 0).UTC()
-	MaxEventTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+const (
+	// MinEventUnix is the earliest event time, 1970-01-01T00:00:00Z.
+	MinEventUnix = 0
+	// MaxEventUnix is the first time after the range, 2200-01-01T00:00:00Z.
+	MaxEventUnix = 7_258_118_400
 )
 
 // Event is one event a feature counts: a tenant event, or one ledger entry
@@ -41,7 +44,7 @@ type Event struct {
 	// the same id is counted once.
 	ID string
 	// Time is when the event happened (RFC 3339 in JSON; decoded in UTC;
-	// within [MinEventTime, MaxEventTime)).
+	// within [MinEventUnix, MaxEventUnix) seconds).
 	Time time.Time
 	// Fields are the event's flat fields. The event's id and time are not
 	// fields: Get("id") reads a field named "id", if the event has one.
@@ -86,7 +89,7 @@ func (w *wireEvent) event() (Event, error) {
 		return Event{}, invalid(codeInvalidEvent, "/fields", "%d fields: at most %d", len(w.Fields), MaxEventFields)
 	}
 	t, err := time.Parse(time.RFC3339Nano, w.Time)
-	if err == nil && (t.Before(MinEventTime) || !t.Before(MaxEventTime)) {
+	if err == nil && (t.Unix() < MinEventUnix || t.Unix() >= MaxEventUnix) {
 		return Event{}, invalid(codeInvalidEvent, "/time", "time %s: want from 1970 to 2199", quoteShort(w.Time))
 	}
 	if err != nil {
@@ -156,11 +159,6 @@ func jsontextUnquote(raw jsontext.Value, s *string) error {
 	return nil
 }
 
-// wireBatch is the batch form.
-type wireBatch struct {
-	Events []jsontext.Value `json:"events"`
-}
-
 // DecodeEvents decodes a single event object or {"events": [...]} with 1
 // to MaxEventsPerBatch events. An error's pointer names the event
 // ("/events/3/fields/amount").
@@ -169,22 +167,32 @@ func DecodeEvents(body []byte) ([]Event, error) {
 	if err := problem.Decode(body, &probe); err != nil {
 		return nil, err
 	}
-	if _, ok := probe["events"]; !ok {
+	raw, ok := probe["events"]
+	if !ok {
 		e, err := DecodeEvent(body)
 		if err != nil {
 			return nil, err
 		}
 		return []Event{e}, nil
 	}
-	var b wireBatch
-	if err := problem.Decode(body, &b); err != nil {
-		return nil, err
+	if len(probe) > 1 {
+		names := slices.Sorted(maps.Keys(probe))
+		name := names[0]
+		if name == "events" {
+			name = names[1]
+		}
+		return nil, invalid(problem.CodeUnknownMember, "/"+pointerToken(name), "unknown member %s next to events", quoteShort(name))
 	}
-	if len(b.Events) == 0 || len(b.Events) > MaxEventsPerBatch {
-		return nil, invalid(codeInvalidEvent, "/events", "%d events: want 1 to %d", len(b.Events), MaxEventsPerBatch)
+	// The body was checked whole; decode the array from its bytes only.
+	var list []jsontext.Value
+	if err := problem.Decode(raw, &list); err != nil {
+		return nil, at(err, "/events")
 	}
-	out := make([]Event, 0, len(b.Events))
-	for i, raw := range b.Events {
+	if len(list) == 0 || len(list) > MaxEventsPerBatch {
+		return nil, invalid(codeInvalidEvent, "/events", "%d events: want 1 to %d", len(list), MaxEventsPerBatch)
+	}
+	out := make([]Event, 0, len(list))
+	for i, raw := range list {
 		e, err := DecodeEvent(raw)
 		if err != nil {
 			return nil, at(err, "/events/"+strconv.Itoa(i))

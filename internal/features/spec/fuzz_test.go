@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 )
 
@@ -106,6 +107,25 @@ func BenchmarkFilterMatch(b *testing.B) {
 	for b.Loop() {
 		if !f.Match(ev) {
 			b.Fatal("no match")
+		}
+	}
+}
+
+func BenchmarkDecodeEvents(b *testing.B) {
+	var body bytes.Buffer
+	body.WriteString(`{"events":[`)
+	for i := range 100 {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		fmt.Fprintf(&body, `{"id":"evt-%d","time":"2026-11-30T22:00:%02d.123Z","fields":{"card":"card-%d","amount":%d,"type":"payment","country":"FR"}}`, i, i%60, i%7, 1000+i)
+	}
+	body.WriteString(`]}`)
+	b.SetBytes(int64(body.Len()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if evs, err := DecodeEvents(body.Bytes()); err != nil || len(evs) != 100 {
+			b.Fatal(err)
 		}
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -300,7 +302,13 @@ type event struct {
 // answers as aggregating the events of Span by brute force.
 func TestCoverMatchesBruteForce(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	if env := os.Getenv("TILE_SEED"); env != "" {
+		var err error
+		if seed, err = strconv.ParseUint(env, 10, 64); err != nil {
+			t.Fatalf("TILE_SEED=%q: %v", env, err)
+		}
+	}
+	t.Logf("seed %d (replay: TILE_SEED=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
 	base := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
 	var events []event
