@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/bulwark-ledger/bulwark/internal/control"
@@ -35,6 +37,7 @@ type env struct {
 	watcher *control.Watcher
 	eng     *features.Engine
 	srv     *httptest.Server
+	reg     *prometheus.Registry
 }
 
 type envOpts struct {
@@ -59,6 +62,8 @@ func newEnv(t *testing.T, o envOpts) *env {
 		t.Fatal(err)
 	}
 	cfg := o.cfg
+	promReg := prometheus.NewRegistry()
+	cfg.Registerer = promReg
 	cfg.Brokers = kc.ListenAddrs()
 	cfg.LedgerTopic = "-"
 	if os.Getenv("FEAT_DEBUG") != "" {
@@ -71,7 +76,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, pool: pool, brokers: kc.ListenAddrs(), ctl: control.NewStore(pool, reg), watcher: w, eng: eng}
+	e := &env{t: t, pool: pool, brokers: kc.ListenAddrs(), ctl: control.NewStore(pool, reg), watcher: w, eng: eng, reg: promReg}
 	var runs []chan struct{}
 	run := func(fn func(context.Context) error) {
 		done := make(chan struct{})
@@ -215,3 +220,28 @@ func ev(id string, at time.Time, fields map[string]any) map[string]any {
 }
 
 func featuresConfigChunk(n int) features.Config { return features.Config{ChunkEvents: n} }
+
+// series returns the values of metric name by their label values joined
+// with "/" (in label-name order).
+func (e *env) series(name string) map[string]float64 {
+	e.t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var key []string
+			for _, l := range m.GetLabel() {
+				key = append(key, l.GetValue())
+			}
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			out[strings.Join(key, "/")] = v
+		}
+	}
+	return out
+}

@@ -71,6 +71,12 @@ func TestEventsToReads(t *testing.T) {
 	if r.body["newest_event_time"] != nil {
 		t.Fatalf("globex: newest_event_time %v", r.body["newest_event_time"])
 	}
+	eventually(t, 10*time.Second, func() string {
+		if late, dup := e.series("bulwark_features_events_late_total")[""], e.series("bulwark_features_events_deduped_total")[""]; late != 1 || dup != 5 {
+			return fmt.Sprintf("late %v (want 1), deduped %v (want 5)", late, dup)
+		}
+		return ""
+	})
 	rep := e.verified(10*time.Second, time.Now())
 	if rep.Features != 4 || rep.Values != 12 || rep.Events != 60 {
 		t.Fatalf("verify report %+v", rep)

@@ -127,6 +127,10 @@ func TestOnCallRehearsal(t *testing.T) {
 	if second.paused.Load() == 0 {
 		t.Fatal("the second process never saw the paused rate")
 	}
+	lagged := e.series("bulwark_features_task_lag_events")
+	if len(lagged) == 0 {
+		t.Fatal("no task lag series while tasks are paused")
+	}
 	if _, err := e.ctl.RevertPreset(context.Background(), "acme", "surge", control.Actor{KeyID: "oncall", Reason: "recovered"}); err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +144,18 @@ func TestOnCallRehearsal(t *testing.T) {
 		return ""
 	})
 	e.verified(10*time.Second, time.Now())
+	// Lag returned to 0: the task series are gone, the live path caught up.
+	if s := e.series("bulwark_features_task_lag_events"); len(s) != 0 {
+		t.Fatalf("task lag series after completion: %v", s)
+	}
+	for k, v := range e.series("bulwark_features_consumer_lag_records") {
+		if v != 0 {
+			t.Fatalf("consumer lag %s = %v", k, v)
+		}
+	}
+	if late := e.series("bulwark_features_events_late_total"); late[""] != 0 {
+		t.Fatalf("late events: %v", late)
+	}
 }
 
 // rates counts paused waits of a second process's limiter.

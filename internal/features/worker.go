@@ -209,11 +209,22 @@ func (w *worker) applyPartition(ctx context.Context, p kgo.FetchTopicPartition) 
 	if !ok {
 		return nil // revoked meanwhile; its next owner applies these records
 	}
-	next := p.Records[len(p.Records)-1].Offset + 1
+	recs := p.Records
+	if expected >= 0 {
+		// Records below the stored position were applied already (a refetch
+		// after a rebalance): never twice.
+		for len(recs) > 0 && recs[0].Offset < expected {
+			recs = recs[1:]
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+	}
+	next := recs[len(recs)-1].Offset + 1
 	start := time.Now()
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = w.applyOnce(ctx, k, p.Records, expected, next)
+		err = w.applyOnce(ctx, k, recs, expected, next)
 		var pgErr *pgconn.PgError
 		if err == nil || attempt == maxApplyAttempts || !errors.As(err, &pgErr) ||
 			(pgErr.Code != "40P01" && pgErr.Code != "40001") {
@@ -228,7 +239,7 @@ func (w *worker) applyPartition(ctx context.Context, p kgo.FetchTopicPartition) 
 		w.pos[k] = next
 	}
 	w.mu.Unlock()
-	w.e.m.batchRecords.Observe(float64(len(p.Records)))
+	w.e.m.batchRecords.Observe(float64(len(recs)))
 	w.e.m.commitSeconds.Observe(time.Since(start).Seconds())
 	return nil
 }

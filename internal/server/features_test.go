@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,5 +95,12 @@ func TestFeaturesLedgerSource(t *testing.T) {
 	rep := verifyFeatures(t, url, 20*time.Second)
 	if rep.Features != 2 || rep.Entities != 4 {
 		t.Fatalf("verify: %+v", rep)
+	}
+	m := admin.do(t, "GET", "/metrics", nil)
+	for _, want := range []string{`bulwark_features_events_applied_total{source="ledger"}`, "bulwark_features_commit_seconds_bucket",
+		`bulwark_features_consumer_lag_records{partition="0",topic="bulwark.cdc.public.entries"}`} {
+		if !strings.Contains(string(m.raw), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
