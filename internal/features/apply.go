@@ -247,6 +247,22 @@ func (b *batch) mergeExisting(ctx context.Context, tx pgx.Tx, keys []tileKey, in
 	return nil
 }
 
+// asyncCommit lets tx commit without waiting for its WAL flush. It is
+// safe for the transactions that advance a checkpoint together with the
+// tiles it covers (a live batch with its Kafka position, a task chunk with
+// its partition's cursor): a commit lost in a PostgreSQL crash is lost
+// whole, position or cursor included, and redone from Kafka or the history
+// — nothing was acknowledged on the strength of it. Every synchronous
+// commit after it (a definition change, an evaluate's outbox row) flushes
+// it too, as the WAL is sequential. It removes one fsync per partition
+// batch from the live path.
+func asyncCommit(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+		return fmt.Errorf("synchronous_commit: %w", err)
+	}
+	return nil
+}
+
 // limits reads the per-tenant settings the apply path needs.
 type limits interface {
 	Int(tenant, key string) int64

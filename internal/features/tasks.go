@@ -183,6 +183,9 @@ func (e *Engine) chunk(ctx context.Context, k partKey) (more bool, err error) {
 		return false, err
 	}
 	defer tx.Rollback(ctx)
+	if err := asyncCommit(ctx, tx); err != nil {
+		return false, err
+	}
 	var st partState
 	err = tx.QueryRow(ctx, `UPDATE feature_task_parts SET lease_owner = $5, lease_until = now() + $6 * interval '1 second'
 		WHERE tenant_id = $1 AND name = $2 AND version = $3 AND partition = $4 AND NOT done

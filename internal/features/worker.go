@@ -288,6 +288,9 @@ func (w *worker) applyOnce(ctx context.Context, k tp, recs []*kgo.Record, expect
 		return err
 	}
 	defer tx.Rollback(ctx)
+	if err := asyncCommit(ctx, tx); err != nil {
+		return err
+	}
 	tenants := tenantsOf(in)
 	versions, err := w.lockTenants(ctx, tx, tenants)
 	if err != nil {

@@ -129,14 +129,15 @@ func TestFeaturesChaos(t *testing.T) {
 	}
 	defer prod.Close()
 	fed := make(chan struct{})
+	feedRng := rand.New(rand.NewPCG(seed, seed+1)) // the feeder's own: rng belongs to the killer
 	go func() {
 		defer close(fed)
 		for n := 0; n < total; {
 			var recs []*kgo.Record
 			for range min(50, total-n) {
 				id := n
-				if n > 0 && rng.IntN(5) == 0 {
-					id = rng.IntN(n) // a resend
+				if n > 0 && feedRng.IntN(5) == 0 {
+					id = feedRng.IntN(n) // a resend
 				} else {
 					n++
 				}

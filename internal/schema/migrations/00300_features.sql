@@ -65,7 +65,7 @@ CREATE TABLE feature_tiles (
     newest     bigint NOT NULL,
     state      bytea NOT NULL,
     PRIMARY KEY (tenant_id, feature, version, entity, level, bucket)
-);
+) WITH (fillfactor = 80); -- room on the page: a merge updates in place (HOT), no index churn
 CREATE INDEX feature_tiles_age ON feature_tiles (level, bucket);
 
 -- Entities tracked per tenant (features.max_entities).
