@@ -65,6 +65,10 @@ type Config struct {
 	// velocity detail) one process works on at once; default 64. Others
 	// wait for a process with room (several processes share the work).
 	TaskWorkers int
+	// TaskLease is how long a process keeps a task partition after its
+	// last chunk (renewed by every chunk); a killed process's partitions
+	// move after it. Default 10 s.
+	TaskLease time.Duration
 	// TaskPoll is how often the task runner looks for new work; default 1 s.
 	TaskPoll time.Duration
 	// LedgerSettle is how long after a ledger feature's version is created
@@ -117,6 +121,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.TaskWorkers == 0 {
 		c.TaskWorkers = 64
+	}
+	if c.TaskLease == 0 {
+		c.TaskLease = 10 * time.Second
 	}
 	if c.TaskPoll == 0 {
 		c.TaskPoll = time.Second

@@ -24,8 +24,8 @@ import (
 // each partition advances by chunks of up to Config.ChunkEvents events,
 // one token of tasks.<task>.rate_per_partition per chunk, each chunk's
 // tiles and the partition's checkpoint in one transaction (resumable
-// after SIGKILL, never applied twice). A lease (10 s, renewed by every
-// chunk) keeps one process per partition so the rate holds across
+// after SIGKILL, never applied twice). A lease (Config.TaskLease, renewed by
+// every chunk) keeps one process per partition so the rate holds across
 // processes. When every partition of a version is done, one transaction
 // makes it active and retires the previous one.
 //
@@ -35,8 +35,7 @@ import (
 // Bounds of the task runner.
 const (
 	// maxTaskScan bounds the task partitions one scan returns.
-	maxTaskScan  = 256
-	leaseSeconds = 10
+	maxTaskScan = 256
 	// janitorEvery: tile and event retention, dropped versions.
 	janitorEvery = 30 * time.Second
 	// retiredGrace: tiles of a retired version stay this long, so reads
@@ -191,7 +190,7 @@ func (e *Engine) chunk(ctx context.Context, k partKey) (more bool, err error) {
 		WHERE tenant_id = $1 AND name = $2 AND version = $3 AND partition = $4 AND NOT done
 			AND (lease_owner = $5 OR lease_until < now())
 		RETURNING cursor_seq, cursor_account, done_events, total_events`,
-		k.Tenant, k.Name, k.Version, k.Partition, e.cfg.Owner, leaseSeconds).Scan(&st.cursorSeq, &st.cursorAccount, &st.doneEvents, &st.total)
+		k.Tenant, k.Name, k.Version, k.Partition, e.cfg.Owner, e.cfg.TaskLease.Seconds()).Scan(&st.cursorSeq, &st.cursorAccount, &st.doneEvents, &st.total)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}

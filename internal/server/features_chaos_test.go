@@ -165,6 +165,15 @@ func TestFeaturesChaos(t *testing.T) {
 			if err := features.AddPartitions(ctx, brokers, features.DefaultEventsTopic, 4); err != nil {
 				t.Fatal(err)
 			}
+			// A backfill over the history fed so far, in chunks of 5 events,
+			// interrupted by the kills that follow.
+			def, err := spec.DecodeDefinition([]byte(`{"name":"merchant_max","source":"events","entity":"merchant","aggregation":"max","field":"amount","windows":["1h"]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := eng.Store().Define(ctx, "acme", def); err != nil {
+				t.Fatal(err)
+			}
 		}
 		t.Logf("killed worker %d", i)
 		c := startFeatureWorker(t, url, joined, addrs[i])
@@ -190,7 +199,7 @@ func TestFeaturesChaos(t *testing.T) {
 	}
 	t.Logf("every event logged; verifying")
 	rep := verifyFeatures(t, url, 30*time.Second)
-	if rep.Features != 3 || rep.Events != 3*total {
+	if rep.Features != 4 || rep.Events != 4*total {
 		t.Fatalf("verify: %+v", rep)
 	}
 	t.Logf("verified %d values of %d entities after %d kills", rep.Values, rep.Entities, kills)

@@ -35,6 +35,8 @@ func TestMain(m *testing.M) {
 		}
 		cfg.Features.SessionTimeout = 2 * time.Second
 		cfg.Features.TaskPoll = 100 * time.Millisecond
+		cfg.Features.ChunkEvents = 5 // backfills of a few thousand events span several SIGKILLs
+		cfg.Features.TaskLease = 2 * time.Second
 		err := server.Run(ctx, cfg)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
