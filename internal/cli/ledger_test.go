@@ -42,6 +42,8 @@ func TestMaintenanceRefusesMissingDataDir(t *testing.T) {
 		{"ledger", "verify"},
 		{"ledger", "archive", "--before", "2020-01-01"},
 		{"cdc", "status"},
+		{"features", "tasks"},
+		{"features", "verify"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			dataDir := filepath.Join(t.TempDir(), ".bulwark")
