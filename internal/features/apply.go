@@ -30,17 +30,16 @@ import (
 // and a retry remain the backstop.
 
 type tileKey struct {
-	Tenant  string
-	Feature string
-	Version int32
-	Entity  string
-	Level   int16
-	Bucket  int64
+	Tenant string
+	Field  string // the entity field of the features bundled in the row
+	Entity string
+	Level  int16
+	Bucket int64
 }
 
 func (a tileKey) compare(b tileKey) int {
-	return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Feature, b.Feature), cmp.Compare(a.Version, b.Version),
-		cmp.Compare(a.Entity, b.Entity), cmp.Compare(a.Level, b.Level), cmp.Compare(a.Bucket, b.Bucket))
+	return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Field, b.Field), cmp.Compare(a.Entity, b.Entity),
+		cmp.Compare(a.Level, b.Level), cmp.Compare(a.Bucket, b.Bucket))
 }
 
 type tileAcc struct {
@@ -51,17 +50,16 @@ type tileAcc struct {
 // entityRef is one entity of one tenant, for the entity limit.
 type entityRef struct{ Tenant, Field, Entity string }
 
-// batch aggregates events into tile states.
+// batch aggregates events into tile states: per tile row, per feature
+// version.
 type batch struct {
-	tiles    map[tileKey]*tileAcc
+	tiles    map[tileKey]map[fv]*tileAcc
 	entities map[entityRef]struct{}
-	fields   map[[2]string]string // (tenant, feature) → entity field
 	events   int
 }
 
 func newBatch() *batch {
-	return &batch{tiles: make(map[tileKey]*tileAcc), entities: make(map[entityRef]struct{}),
-		fields: make(map[[2]string]string)}
+	return &batch{tiles: make(map[tileKey]map[fv]*tileAcc), entities: make(map[entityRef]struct{})}
 }
 
 // EntityKey is the text form of an entity value: strings as they are,
@@ -104,15 +102,20 @@ func (b *batch) add(v *version, ev *spec.Event) {
 	}
 	b.events++
 	b.entities[entityRef{v.Tenant, v.Def.Entity, entity}] = struct{}{}
-	b.fields[[2]string{v.Tenant, v.Name}] = v.Def.Entity
 	us := ev.Time.UnixMicro()
+	f := fv{v.Name, v.Version}
 	all := tile.Buckets(ev.Time)
 	for _, bk := range all[v.minLevel:] {
-		k := tileKey{v.Tenant, v.Name, v.Version, entity, int16(bk.Level), bk.Start}
-		a := b.tiles[k]
+		k := tileKey{v.Tenant, v.Def.Entity, entity, int16(bk.Level), bk.Start}
+		row := b.tiles[k]
+		if row == nil {
+			row = make(map[fv]*tileAcc, 1)
+			b.tiles[k] = row
+		}
+		a := row[f]
 		if a == nil {
 			a = &tileAcc{st: tile.NewState()}
-			b.tiles[k] = a
+			row[f] = a
 		}
 		a.st.Add(val, ev.Time, ev.ID)
 		a.newest = max(a.newest, us)
@@ -121,25 +124,22 @@ func (b *batch) add(v *version, ev *spec.Event) {
 
 // tileArrays are tile keys as column arrays for unnest.
 type tileArrays struct {
-	tenant, feature, entity []string
-	version                 []int32
-	level                   []int16
-	bucket, newest          []int64
-	state                   [][]byte
+	tenant, field, entity []string
+	level                 []int16
+	bucket                []int64
+	state                 [][]byte
 }
 
-func (t *tileArrays) append(k tileKey, newest int64, state []byte) {
+func (t *tileArrays) append(k tileKey, state []byte) {
 	t.tenant = append(t.tenant, k.Tenant)
-	t.feature = append(t.feature, k.Feature)
-	t.version = append(t.version, k.Version)
+	t.field = append(t.field, k.Field)
 	t.entity = append(t.entity, k.Entity)
 	t.level = append(t.level, k.Level)
 	t.bucket = append(t.bucket, k.Bucket)
-	t.newest = append(t.newest, newest)
 	t.state = append(t.state, state)
 }
 
-const tileOrder = `tenant_id COLLATE "C", feature COLLATE "C", version, entity COLLATE "C", level, bucket`
+const tileOrder = `tenant_id COLLATE "C", field COLLATE "C", entity COLLATE "C", level, bucket`
 
 // writeTiles merges b's tiles into feature_tiles within tx.
 func (b *batch) writeTiles(ctx context.Context, tx pgx.Tx) error {
@@ -153,24 +153,23 @@ func (b *batch) writeTiles(ctx context.Context, tx pgx.Tx) error {
 	slices.SortFunc(keys, tileKey.compare)
 	var ins tileArrays
 	for _, k := range keys {
-		a := b.tiles[k]
-		raw, err := a.st.MarshalBinary()
+		raw, err := mergeBundle(nil, b.tiles[k])
 		if err != nil {
-			return fmt.Errorf("encode tile: %w", err)
+			return err
 		}
-		ins.append(k, a.newest, raw)
+		ins.append(k, raw)
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO feature_tiles (tenant_id, feature, version, entity, level, bucket, newest, state)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::smallint[], $6::bigint[], $7::bigint[], $8::bytea[])
-		ON CONFLICT DO NOTHING RETURNING tenant_id, feature, version, entity, level, bucket`,
-		ins.tenant, ins.feature, ins.version, ins.entity, ins.level, ins.bucket, ins.newest, ins.state)
+	rows, err := tx.Query(ctx, `INSERT INTO feature_tiles (tenant_id, field, entity, level, bucket, state)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bytea[])
+		ON CONFLICT DO NOTHING RETURNING tenant_id, field, entity, level, bucket`,
+		ins.tenant, ins.field, ins.entity, ins.level, ins.bucket, ins.state)
 	if err != nil {
 		return fmt.Errorf("insert tiles: %w", err)
 	}
 	inserted := make(map[tileKey]struct{}, len(keys))
 	for rows.Next() {
 		var k tileKey
-		if err := rows.Scan(&k.Tenant, &k.Feature, &k.Version, &k.Entity, &k.Level, &k.Bucket); err != nil {
+		if err := rows.Scan(&k.Tenant, &k.Field, &k.Entity, &k.Level, &k.Bucket); err != nil {
 			rows.Close()
 			return err
 		}
@@ -192,15 +191,15 @@ func (b *batch) mergeExisting(ctx context.Context, tx pgx.Tx, keys []tileKey, in
 	var sel tileArrays
 	for _, k := range keys {
 		if _, ok := inserted[k]; !ok {
-			sel.append(k, 0, nil)
+			sel.append(k, nil)
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT t.tenant_id, t.feature, t.version, t.entity, t.level, t.bucket, t.state
-		FROM feature_tiles t JOIN unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::smallint[], $6::bigint[])
-			AS u(tenant_id, feature, version, entity, level, bucket)
-		USING (tenant_id, feature, version, entity, level, bucket)
+	rows, err := tx.Query(ctx, `SELECT t.tenant_id, t.field, t.entity, t.level, t.bucket, t.state
+		FROM feature_tiles t JOIN unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[])
+			AS u(tenant_id, field, entity, level, bucket)
+		USING (tenant_id, field, entity, level, bucket)
 		ORDER BY `+tileOrder+` FOR UPDATE OF t`,
-		sel.tenant, sel.feature, sel.version, sel.entity, sel.level, sel.bucket)
+		sel.tenant, sel.field, sel.entity, sel.level, sel.bucket)
 	if err != nil {
 		return fmt.Errorf("lock tiles: %w", err)
 	}
@@ -208,23 +207,21 @@ func (b *batch) mergeExisting(ctx context.Context, tx pgx.Tx, keys []tileKey, in
 	for rows.Next() {
 		var k tileKey
 		var raw []byte
-		if err := rows.Scan(&k.Tenant, &k.Feature, &k.Version, &k.Entity, &k.Level, &k.Bucket, &raw); err != nil {
+		if err := rows.Scan(&k.Tenant, &k.Field, &k.Entity, &k.Level, &k.Bucket, &raw); err != nil {
 			rows.Close()
 			return err
 		}
-		st := tile.NewState()
-		if err := st.UnmarshalBinary(raw); err != nil {
-			rows.Close()
-			return fmt.Errorf("decode tile %v: %w", k, err)
-		}
-		a := b.tiles[k]
-		st.Merge(a.st)
-		out, err := st.MarshalBinary()
+		old, err := decodeBundle(raw)
 		if err != nil {
 			rows.Close()
-			return fmt.Errorf("encode tile: %w", err)
+			return fmt.Errorf("tile %v: %w", k, err)
 		}
-		upd.append(k, a.newest, out)
+		out, err := mergeBundle(old, b.tiles[k])
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		upd.append(k, out)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -232,15 +229,14 @@ func (b *batch) mergeExisting(ctx context.Context, tx pgx.Tx, keys []tileKey, in
 	}
 	if len(upd.tenant) != len(sel.tenant) {
 		// A row that conflicted on insert is gone: only the janitor deletes
-		// tiles, and only retired or expired ones, which no writer targets.
+		// tiles, and only expired ones, which no writer targets.
 		return fmt.Errorf("features: %d of %d tiles vanished between insert and lock", len(sel.tenant)-len(upd.tenant), len(sel.tenant))
 	}
-	_, err = tx.Exec(ctx, `UPDATE feature_tiles t SET state = u.state, newest = greatest(t.newest, u.newest)
-		FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::smallint[], $6::bigint[], $7::bigint[], $8::bytea[])
-			AS u(tenant_id, feature, version, entity, level, bucket, newest, state)
-		WHERE (t.tenant_id, t.feature, t.version, t.entity, t.level, t.bucket) =
-			(u.tenant_id, u.feature, u.version, u.entity, u.level, u.bucket)`,
-		upd.tenant, upd.feature, upd.version, upd.entity, upd.level, upd.bucket, upd.newest, upd.state)
+	_, err = tx.Exec(ctx, `UPDATE feature_tiles t SET state = u.state
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bytea[])
+			AS u(tenant_id, field, entity, level, bucket, state)
+		WHERE (t.tenant_id, t.field, t.entity, t.level, t.bucket) = (u.tenant_id, u.field, u.entity, u.level, u.bucket)`,
+		upd.tenant, upd.field, upd.entity, upd.level, upd.bucket, upd.state)
 	if err != nil {
 		return fmt.Errorf("update tiles: %w", err)
 	}
@@ -345,14 +341,13 @@ func (b *batch) admitEntities(ctx context.Context, tx pgx.Tx, lim limits, maxKey
 }
 
 // dropRefused removes the tiles of refused entities and returns how many
-// entity updates that refused.
+// tile updates that refused.
 func (b *batch) dropRefused(refused map[entityRef]struct{}) int {
 	n := 0
-	for k := range b.tiles {
-		r := entityRef{k.Tenant, b.fields[[2]string{k.Tenant, k.Feature}], k.Entity}
-		if _, ok := refused[r]; ok {
+	for k, row := range b.tiles {
+		if _, ok := refused[entityRef{k.Tenant, k.Field, k.Entity}]; ok {
 			delete(b.tiles, k)
-			n++
+			n += len(row)
 		}
 	}
 	return n

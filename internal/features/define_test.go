@@ -172,16 +172,15 @@ func TestEntityLimit(t *testing.T) {
 		if n := count("globex", "c"); n != 1 {
 			return fmt.Sprint("globex c: ", n)
 		}
-		if a, b := count("acme", "a"), count("acme", "b"); a+b != 2 {
-			return fmt.Sprint("acme a+b: ", a+b)
+		// Which two of the three are tracked depends on the order their
+		// partitions are applied in.
+		if n := count("acme", "a") + count("acme", "b") + count("acme", "c"); n != 2 {
+			return fmt.Sprint("acme a+b+c: ", n)
 		}
 		return ""
 	})
 	var tracked int
 	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM feature_entities WHERE tenant_id = 'acme'`).Scan(&tracked); err != nil || tracked != 2 {
 		t.Fatalf("acme tracks %d entities (%v), want 2", tracked, err)
-	}
-	if n := count("acme", "c"); n != 0 {
-		t.Fatalf("entity beyond the limit aggregated: %v", n)
 	}
 }

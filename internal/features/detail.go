@@ -101,19 +101,12 @@ func (e *Engine) detailChunk(ctx context.Context, k detailKey) (int, error) {
 	return len(recs), nil
 }
 
-// prune drops what retention no longer needs: tiles of versions retired
-// more than retiredGrace ago, tiles past their level's retention, and
-// tenant events past Config.EventRetention plus the largest allowed
-// lateness. Each DELETE is bounded (pruneRows); the rest waits for the
+// prune drops what retention no longer needs: tile rows past their
+// level's retention (with them the entries of retired versions they
+// bundle, which no read uses) and tenant events past
+// Config.EventRetention plus the largest allowed lateness. Each DELETE is bounded (pruneRows); the rest waits for the
 // next round.
 func (e *Engine) prune(ctx context.Context) error {
-	if _, err := e.pool.Exec(ctx, `DELETE FROM feature_tiles WHERE ctid = ANY (ARRAY(
-		SELECT t.ctid FROM feature_tiles t JOIN feature_versions v
-			ON (t.tenant_id, t.feature, t.version) = (v.tenant_id, v.name, v.version)
-		WHERE v.state = 'retired' AND v.retired_at < now() - $1::interval LIMIT $2))`,
-		retiredGrace.String(), pruneRows); err != nil {
-		return fmt.Errorf("prune retired tiles: %w", err)
-	}
 	// A tile no cover reads any more and no late event can land in
 	// (tile.Expired): its bucket ended before now - retention - lateness.
 	now := e.cfg.Now()

@@ -165,14 +165,27 @@ type fetched struct {
 }
 
 // fetchTiles reads, for each target, its tiles within the union of the
-// covers of its windows, per level as a bucket range.
+// covers of its windows, per level as a bucket range: one query over the
+// tile rows of every distinct (entity field, entity), each row decoded
+// once and shared by the targets on it.
 func (e *Engine) fetchTiles(ctx context.Context, tenant string, ents []EntityRef, targets []target, now time.Time) ([]map[tile.Bucket]fetched, error) {
 	type rng struct{ lo, hi int64 }
 	ranges := map[tile.Level]rng{}
-	var feat, ent []string
-	var ver, idx []int32
+	type group struct{ field, entity string }
+	groups := map[group]int32{}
+	var field, ent []string
+	var gidx []int32
+	byGroup := make([][]int, 0, len(targets)) // group → targets
 	for i, t := range targets {
-		feat, ver, ent, idx = append(feat, t.v.Name), append(ver, t.v.Version), append(ent, ents[t.entity].ID), append(idx, int32(i))
+		g := group{t.v.Def.Entity, ents[t.entity].ID}
+		gi, ok := groups[g]
+		if !ok {
+			gi = int32(len(field))
+			groups[g] = gi
+			field, ent, gidx = append(field, g.field), append(ent, g.entity), append(gidx, gi)
+			byGroup = append(byGroup, nil)
+		}
+		byGroup[gi] = append(byGroup[gi], i)
 		for _, w := range t.v.Def.Windows {
 			for _, b := range tile.Cover(now, w) {
 				r, ok := ranges[b.Level]
@@ -188,34 +201,45 @@ func (e *Engine) fetchTiles(ctx context.Context, tenant string, ents []EntityRef
 	for l, r := range ranges {
 		lv, lo, hi = append(lv, int16(l)), append(lo, r.lo), append(hi, r.hi)
 	}
-	rows, err := e.pool.Query(ctx, `SELECT u.i, t.level, t.bucket, t.newest, t.state
-		FROM unnest($2::text[], $3::int[], $4::text[], $5::int[]) AS u(feature, version, entity, i)
-		CROSS JOIN unnest($6::smallint[], $7::bigint[], $8::bigint[]) AS c(level, lo, hi)
-		JOIN feature_tiles t ON t.tenant_id = $1 AND t.feature = u.feature AND t.version = u.version
-			AND t.entity = u.entity AND t.level = c.level AND t.bucket BETWEEN c.lo AND c.hi`,
-		tenant, feat, ver, ent, idx, lv, lo, hi)
+	rows, err := e.pool.Query(ctx, `SELECT u.g, t.level, t.bucket, t.state
+		FROM unnest($2::text[], $3::text[], $4::int[]) AS u(field, entity, g)
+		CROSS JOIN unnest($5::smallint[], $6::bigint[], $7::bigint[]) AS c(level, lo, hi)
+		JOIN feature_tiles t ON t.tenant_id = $1 AND t.field = u.field AND t.entity = u.entity
+			AND t.level = c.level AND t.bucket BETWEEN c.lo AND c.hi`,
+		tenant, field, ent, gidx, lv, lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("read tiles: %w", err)
 	}
 	defer rows.Close()
 	out := make([]map[tile.Bucket]fetched, len(targets))
 	for rows.Next() {
-		var i int32
+		var g int32
 		var level int16
-		var b fetched
 		var start int64
 		var raw []byte
-		if err := rows.Scan(&i, &level, &start, &b.newest, &raw); err != nil {
+		if err := rows.Scan(&g, &level, &start, &raw); err != nil {
 			return nil, err
 		}
-		b.st = tile.NewState()
-		if err := b.st.UnmarshalBinary(raw); err != nil {
-			return nil, fmt.Errorf("decode tile: %w", err)
+		es, err := decodeBundle(raw)
+		if err != nil {
+			return nil, fmt.Errorf("tile row: %w", err)
 		}
-		if out[i] == nil {
-			out[i] = make(map[tile.Bucket]fetched)
+		b := tile.Bucket{Level: tile.Level(level), Start: start}
+		for _, i := range byGroup[g] {
+			v := targets[i].v
+			en, ok := findEntry(es, fv{v.Name, v.Version})
+			if !ok {
+				continue
+			}
+			st := tile.NewState()
+			if err := st.UnmarshalBinary(en.State); err != nil {
+				return nil, fmt.Errorf("decode tile: %w", err)
+			}
+			if out[i] == nil {
+				out[i] = make(map[tile.Bucket]fetched)
+			}
+			out[i][b] = fetched{st: st, newest: en.Newest}
 		}
-		out[i][tile.Bucket{Level: tile.Level(level), Start: start}] = b
 	}
 	return out, rows.Err()
 }

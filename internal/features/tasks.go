@@ -38,9 +38,6 @@ const (
 	maxTaskScan = 256
 	// janitorEvery: tile and event retention, dropped versions.
 	janitorEvery = 30 * time.Second
-	// retiredGrace: tiles of a retired version stay this long, so reads
-	// that loaded the version list just before the switch still find them.
-	retiredGrace = time.Minute
 	// pruneRows bounds one janitor DELETE.
 	pruneRows = 10_000
 )

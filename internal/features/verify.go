@@ -100,8 +100,8 @@ func (e *Engine) verifyVersion(ctx context.Context, v *version, now time.Time, r
 	}
 	// Entities the engine holds tiles for count too: a tile of an entity
 	// with no event is double counting.
-	rows, err := e.pool.Query(ctx, `SELECT DISTINCT entity FROM feature_tiles WHERE tenant_id = $1 AND feature = $2 AND version = $3`,
-		v.Tenant, v.Name, v.Version)
+	rows, err := e.pool.Query(ctx, `SELECT DISTINCT entity FROM feature_tiles WHERE tenant_id = $1 AND field = $2`,
+		v.Tenant, v.Def.Entity)
 	if err != nil {
 		return err
 	}

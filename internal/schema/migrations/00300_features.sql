@@ -52,19 +52,18 @@ CREATE TABLE feature_events (
 CREATE INDEX feature_events_backfill ON feature_events (tenant_id, part, seq);
 CREATE INDEX feature_events_time ON feature_events (event_time);
 
--- Tiles: one mergeable partial aggregate (tile.State) per feature version,
--- entity, level and bucket. newest is the newest event time in the tile
--- (unix microseconds), for the freshness answer of reads.
+-- Tiles: per tenant, entity field (card, account, ...), entity, level and
+-- bucket, one row bundling the partial aggregates (tile.State) of every
+-- feature version on that entity field (internal/features/bundle.go), so
+-- that an event writes one row per level whatever the number of features.
 CREATE TABLE feature_tiles (
     tenant_id  text NOT NULL,
-    feature    text NOT NULL,
-    version    int NOT NULL,
+    field      text NOT NULL,
     entity     text NOT NULL,
     level      smallint NOT NULL,
     bucket     bigint NOT NULL,
-    newest     bigint NOT NULL,
     state      bytea NOT NULL,
-    PRIMARY KEY (tenant_id, feature, version, entity, level, bucket)
+    PRIMARY KEY (tenant_id, field, entity, level, bucket)
 ) WITH (fillfactor = 80); -- room on the page: a merge updates in place (HOT), no index churn
 CREATE INDEX feature_tiles_age ON feature_tiles (level, bucket);
 
