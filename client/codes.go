@@ -69,6 +69,12 @@ var (
 	ErrTransactionNotFound error = &sentinel{code: "transaction_not_found", status: 404}
 	// ErrJournalEntryNotFound is journal_entry_not_found (404): no such journal entry for this tenant.
 	ErrJournalEntryNotFound error = &sentinel{code: "journal_entry_not_found", status: 404}
+	// ErrFeatureNotFound is feature_not_found (404): no live feature of that name for this tenant.
+	ErrFeatureNotFound error = &sentinel{code: "feature_not_found", status: 404}
+	// ErrTooManyFeatures is too_many_features (409): the tenant has features.max_definitions features already; delete one or raise the setting.
+	ErrTooManyFeatures error = &sentinel{code: "too_many_features", status: 409}
+	// ErrEventLogUnavailable is event_log_unavailable (503): the event log (Kafka) did not acknowledge the events; they may or may not be recorded; Retry-After; resend with the same event ids (each id is counted once).
+	ErrEventLogUnavailable error = &sentinel{code: "event_log_unavailable", status: 503}
 	// ErrOverloaded is overloaded (503): the server sheds load; Retry-After; retry with the same idempotency keys. From admission control the request was not started (members stage normal, shedding or collapse, reason burst, threshold, capacity, collapse or hard_limit, priority); from the commit pipeline it is full (stage: pipeline).
 	ErrOverloaded error = &sentinel{code: "overloaded", status: 503}
 	// ErrHistoryArchived is history_archived (410): an as-of balance read needs history that was archived (GET /v1/accounts/{id}/balance).
@@ -166,6 +172,9 @@ var sentinels = []error{
 	ErrLinkedTransactionFailed,
 	ErrTransactionNotFound,
 	ErrJournalEntryNotFound,
+	ErrFeatureNotFound,
+	ErrTooManyFeatures,
+	ErrEventLogUnavailable,
 	ErrOverloaded,
 	ErrHistoryArchived,
 	ErrShuttingDown,
