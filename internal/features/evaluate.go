@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/bulwark-ledger/bulwark/internal/control"
@@ -41,13 +42,7 @@ func (e *Engine) Evaluate(ctx context.Context, tenant string, ev spec.Event, rec
 	if err != nil {
 		return Evaluation{}, e.wait(produced, err)
 	}
-	var applied bool
-	if err := e.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM feature_events WHERE tenant_id = $1 AND id = $2)`,
-		tenant, ev.ID).Scan(&applied); err != nil {
-		return Evaluation{}, e.wait(produced, fmt.Errorf("evaluate: %w", err))
-	}
-	ents, targets := evaluateTargets(vs, &ev, !late && !applied)
-	vals, err := e.readTargets(ctx, tenant, ents, targets, now)
+	vals, err := e.evaluateRead(ctx, tenant, vs, &ev, late, now)
 	if err != nil {
 		return Evaluation{}, e.wait(produced, err)
 	}
@@ -62,6 +57,48 @@ func (e *Engine) Evaluate(ctx context.Context, tenant string, ev spec.Event, rec
 		out.Recorded = true
 	}
 	return out, nil
+}
+
+// evaluateRead reads the tiles of ev's entities and whether ev's id was
+// applied already in one round trip, then merges ev in unless it was (or
+// is late).
+func (e *Engine) evaluateRead(ctx context.Context, tenant string, vs []*version, ev *spec.Event, late bool, now time.Time) (_ []EntityValues, err error) {
+	ents, targets := evaluateTargets(vs, ev, !late)
+	out := make([]EntityValues, len(ents))
+	for i, ref := range ents {
+		out[i] = EntityValues{EntityType: ref.Type, EntityID: ref.ID, Features: map[string]FeatureValue{}}
+	}
+	if len(targets) == 0 {
+		return out, nil
+	}
+	q := newTileQuery(tenant, ents, targets, now)
+	var b pgx.Batch
+	b.Queue(`SELECT EXISTS (SELECT 1 FROM feature_events WHERE tenant_id = $1 AND id = $2)`, tenant, ev.ID)
+	b.Queue(tileQuerySQL, q.args...)
+	br := e.pool.SendBatch(ctx, &b)
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("evaluate: %w", cerr)
+		}
+	}()
+	var applied bool
+	if err := br.QueryRow().Scan(&applied); err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	rows, qerr := br.Query()
+	if qerr != nil {
+		return nil, fmt.Errorf("evaluate: read tiles: %w", qerr)
+	}
+	tiles, err := q.scan(rows)
+	if err != nil {
+		return nil, err
+	}
+	if applied {
+		for i := range targets {
+			targets[i].extra = nil // counted in the tiles already
+		}
+	}
+	return mergeTargets(out, targets, tiles, now), nil
 }
 
 // wait waits for a concurrent produce to end (it must not outlive the

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/bulwark-ledger/bulwark/internal/features/spec"
 	"github.com/bulwark-ledger/bulwark/internal/features/tile"
 )
@@ -119,10 +121,21 @@ func (e *Engine) readTargets(ctx context.Context, tenant string, ents []EntityRe
 	if len(targets) == 0 {
 		return out, nil
 	}
-	tiles, err := e.fetchTiles(ctx, tenant, ents, targets, now)
+	q := newTileQuery(tenant, ents, targets, now)
+	rows, err := e.pool.Query(ctx, tileQuerySQL, q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("read tiles: %w", err)
+	}
+	tiles, err := q.scan(rows)
 	if err != nil {
 		return nil, err
 	}
+	return mergeTargets(out, targets, tiles, now), nil
+}
+
+// mergeTargets merges, per target and window, the fetched tiles of the
+// window's cover (and the target's extra event) into out.
+func mergeTargets(out []EntityValues, targets []target, tiles []map[tile.Bucket]fetched, now time.Time) []EntityValues {
 	for i, t := range targets {
 		fv := FeatureValue{Version: t.v.Version, Building: t.v.State == StateBuilding,
 			Aggregation: t.v.Def.Aggregation, Values: make(map[string]tile.Result, len(t.v.Def.Windows))}
@@ -151,7 +164,7 @@ func (e *Engine) readTargets(ctx context.Context, tenant string, ents []EntityRe
 		}
 		out[t.entity].Features[t.v.Name] = fv
 	}
-	return out, nil
+	return out
 }
 
 func covers(b tile.Bucket, t time.Time) bool {
@@ -164,18 +177,30 @@ type fetched struct {
 	newest int64
 }
 
-// fetchTiles reads, for each target, its tiles within the union of the
+// tileQuery reads, for each target, its tiles within the union of the
 // covers of its windows, per level as a bucket range: one query over the
 // tile rows of every distinct (entity field, entity), each row decoded
 // once and shared by the targets on it.
-func (e *Engine) fetchTiles(ctx context.Context, tenant string, ents []EntityRef, targets []target, now time.Time) ([]map[tile.Bucket]fetched, error) {
+type tileQuery struct {
+	args    []any
+	targets []target
+	byGroup [][]int // group (entity field, entity) → targets
+}
+
+const tileQuerySQL = `SELECT u.g, t.level, t.bucket, t.state
+	FROM unnest($2::text[], $3::text[], $4::int[]) AS u(field, entity, g)
+	CROSS JOIN unnest($5::smallint[], $6::bigint[], $7::bigint[]) AS c(level, lo, hi)
+	JOIN feature_tiles t ON t.tenant_id = $1 AND t.field = u.field AND t.entity = u.entity
+		AND t.level = c.level AND t.bucket BETWEEN c.lo AND c.hi`
+
+func newTileQuery(tenant string, ents []EntityRef, targets []target, now time.Time) *tileQuery {
 	type rng struct{ lo, hi int64 }
 	ranges := map[tile.Level]rng{}
 	type group struct{ field, entity string }
 	groups := map[group]int32{}
 	var field, ent []string
 	var gidx []int32
-	byGroup := make([][]int, 0, len(targets)) // group → targets
+	q := &tileQuery{targets: targets}
 	for i, t := range targets {
 		g := group{t.v.Def.Entity, ents[t.entity].ID}
 		gi, ok := groups[g]
@@ -183,9 +208,9 @@ func (e *Engine) fetchTiles(ctx context.Context, tenant string, ents []EntityRef
 			gi = int32(len(field))
 			groups[g] = gi
 			field, ent, gidx = append(field, g.field), append(ent, g.entity), append(gidx, gi)
-			byGroup = append(byGroup, nil)
+			q.byGroup = append(q.byGroup, nil)
 		}
-		byGroup[gi] = append(byGroup[gi], i)
+		q.byGroup[gi] = append(q.byGroup[gi], i)
 		for _, w := range t.v.Def.Windows {
 			for _, b := range tile.Cover(now, w) {
 				r, ok := ranges[b.Level]
@@ -201,17 +226,14 @@ func (e *Engine) fetchTiles(ctx context.Context, tenant string, ents []EntityRef
 	for l, r := range ranges {
 		lv, lo, hi = append(lv, int16(l)), append(lo, r.lo), append(hi, r.hi)
 	}
-	rows, err := e.pool.Query(ctx, `SELECT u.g, t.level, t.bucket, t.state
-		FROM unnest($2::text[], $3::text[], $4::int[]) AS u(field, entity, g)
-		CROSS JOIN unnest($5::smallint[], $6::bigint[], $7::bigint[]) AS c(level, lo, hi)
-		JOIN feature_tiles t ON t.tenant_id = $1 AND t.field = u.field AND t.entity = u.entity
-			AND t.level = c.level AND t.bucket BETWEEN c.lo AND c.hi`,
-		tenant, field, ent, gidx, lv, lo, hi)
-	if err != nil {
-		return nil, fmt.Errorf("read tiles: %w", err)
-	}
+	q.args = []any{tenant, field, ent, gidx, lv, lo, hi}
+	return q
+}
+
+// scan decodes the rows of tileQuerySQL into each target's tiles.
+func (q *tileQuery) scan(rows pgx.Rows) ([]map[tile.Bucket]fetched, error) {
 	defer rows.Close()
-	out := make([]map[tile.Bucket]fetched, len(targets))
+	out := make([]map[tile.Bucket]fetched, len(q.targets))
 	for rows.Next() {
 		var g int32
 		var level int16
@@ -225,8 +247,8 @@ func (e *Engine) fetchTiles(ctx context.Context, tenant string, ents []EntityRef
 			return nil, fmt.Errorf("tile row: %w", err)
 		}
 		b := tile.Bucket{Level: tile.Level(level), Start: start}
-		for _, i := range byGroup[g] {
-			v := targets[i].v
+		for _, i := range q.byGroup[g] {
+			v := q.targets[i].v
 			en, ok := findEntry(es, fv{v.Name, v.Version})
 			if !ok {
 				continue
