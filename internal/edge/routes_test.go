@@ -1,0 +1,35 @@
+package edge
+
+import (
+	"net/http/httptest"
+	"testing"
+
+	"github.com/bulwark-ledger/bulwark/internal/admission"
+)
+
+// TestFeatureRoutesRankBetweenPaymentsAndReads: feature reads, evaluate
+// and event ingestion are the route class "features", whose priority
+// weight under DefaultRules lies below payments and above ordinary reads.
+func TestFeatureRoutesRankBetweenPaymentsAndReads(t *testing.T) {
+	for _, c := range []struct{ method, path, want string }{
+		{"GET", "/v1/features/card/c-1", RouteFeatures},
+		{"POST", "/v1/features/evaluate", RouteFeatures},
+		{"POST", "/v1/features/read", RouteFeatures},
+		{"POST", "/v1/features/definitions", RouteFeatures},
+		{"POST", "/v1/events", RouteFeatures},
+		{"GET", "/v1/accounts/a", RouteReads},
+		{"POST", "/v1/transactions", RoutePayments},
+	} {
+		if got := routeOf(httptest.NewRequest(c.method, c.path, nil)); got != c.want {
+			t.Errorf("%s %s: route %q, want %q", c.method, c.path, got, c.want)
+		}
+	}
+	rules, err := admission.ParseRules([]byte(DefaultRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := func(route string) int64 { return rules.Weight(&admission.Request{Route: route}) }
+	if !(w(RoutePayments) > w(RouteFeatures) && w(RouteFeatures) > w(RouteReads)) {
+		t.Fatalf("weights: payments %d, features %d, reads %d", w(RoutePayments), w(RouteFeatures), w(RouteReads))
+	}
+}
