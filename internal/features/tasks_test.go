@@ -81,12 +81,23 @@ func TestOnCallRehearsal(t *testing.T) {
 		t.Fatal(err)
 	}
 	applied := time.Now()
-	time.Sleep(time.Second)
+	// Watch progress for 2 s: the last change must come within 1 s of the
+	// preset (a chunk in flight may still commit).
 	frozen, total := taskProgress(t, e)
+	lastChange := applied
+	for time.Since(applied) < 2*time.Second {
+		time.Sleep(20 * time.Millisecond)
+		if d, _ := taskProgress(t, e); d != frozen {
+			frozen, lastChange = d, time.Now()
+		}
+	}
 	if frozen >= total {
 		t.Fatalf("tasks finished (%d/%d) before the surge preset could stop them: slow them down", frozen, total)
 	}
-	t.Logf("paused at %d/%d events, %v after the preset", frozen, total, time.Since(applied))
+	if took := lastChange.Sub(applied); took > time.Second {
+		t.Fatalf("tasks progressed %v after the surge preset", took)
+	}
+	t.Logf("paused at %d/%d events; last progress %v after the preset", frozen, total, lastChange.Sub(applied))
 	// What `bulwark features tasks` shows the operator: every partition of
 	// both tasks paused, with its lag.
 	rows, err := features.Tasks(context.Background(), e.pool, features.ControlRates(e.watcher.Current()), 2, 100, time.Now())
