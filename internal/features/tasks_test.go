@@ -88,7 +88,7 @@ func TestOnCallRehearsal(t *testing.T) {
 	applied := time.Now()
 	// Watch progress for 2 s: the last change must come within 1 s of the
 	// preset (a chunk in flight may still commit).
-	frozen, total := taskProgress(t, e)
+	frozen, _ := taskProgress(t, e)
 	lastChange := applied
 	for time.Since(applied) < 2*time.Second {
 		time.Sleep(20 * time.Millisecond)
@@ -96,7 +96,7 @@ func TestOnCallRehearsal(t *testing.T) {
 			frozen, lastChange = d, time.Now()
 		}
 	}
-	frozen, total = taskProgress(t, e) // a chunk in flight may have counted a partition's total
+	frozen, total := taskProgress(t, e) // a chunk in flight may have counted a partition's total
 	if frozen >= total {
 		t.Fatalf("tasks finished (%d/%d) before the surge preset could stop them: slow them down", frozen, total)
 	}
