@@ -17,17 +17,21 @@ import (
 // tile.State per touched tile row, then written with a fixed number of
 // statements whatever the batch size (never one statement per event):
 //
-//  1. INSERT the rows that do not exist yet, with their final state
-//     (ON CONFLICT DO NOTHING, in key order);
-//  2. SELECT … FOR UPDATE the rows that existed, in key order;
-//  3. merge in memory and UPDATE them from arrays.
+//  1. SELECT … FOR UPDATE the rows that exist, in key order;
+//  2. INSERT the others with their final state (in key order; a row
+//     another transaction inserted meanwhile is locked and merged next);
+//  3. merge in memory and UPDATE the locked rows from arrays.
 //
 // Every transaction that writes tiles takes its row locks in the same
-// order (tenant, feature, version, entity, level, bucket, compared as
-// bytes: COLLATE "C"), so concurrent writers (two partitions of one
-// entity after a partition increase, a backfill chunk and the live path)
-// wait for each other but never deadlock; PostgreSQL's deadlock detector
-// and a retry remain the backstop.
+// order (tenant, entity field, entity, level, bucket, compared as bytes:
+// COLLATE "C"), existing rows first, then the rows it inserts, so
+// concurrent writers (two partitions of one entity after a partition
+// increase, a backfill chunk and the live path) wait for each other but do
+// not deadlock: of two writers each waiting for the other, both would have
+// to wait in the same phase, and within a phase keys are taken in order.
+// The one exception is a row two writers insert at once: the loser locks it
+// after its other rows; PostgreSQL's deadlock detector and the caller's
+// retry (a batch rolled back whole) cover that rare case.
 
 type tileKey struct {
 	Tenant string
@@ -141,7 +145,9 @@ func (t *tileArrays) append(k tileKey, state []byte) {
 
 const tileOrder = `tenant_id COLLATE "C", field COLLATE "C", entity COLLATE "C", level, bucket`
 
-// writeTiles merges b's tiles into feature_tiles within tx.
+// writeTiles merges b's tiles into feature_tiles within tx: the rows that
+// exist are locked and merged, the others inserted; each row's bundle is
+// encoded and sent once.
 func (b *batch) writeTiles(ctx context.Context, tx pgx.Tx) error {
 	if len(b.tiles) == 0 {
 		return nil
@@ -151,86 +157,40 @@ func (b *batch) writeTiles(ctx context.Context, tx pgx.Tx) error {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, tileKey.compare)
+	var upd tileArrays
+	found, err := b.lockAndMerge(ctx, tx, keys, &upd)
+	if err != nil {
+		return err
+	}
 	var ins tileArrays
 	for _, k := range keys {
+		if _, ok := found[k]; ok {
+			continue
+		}
 		raw, err := mergeBundle(nil, b.tiles[k])
 		if err != nil {
 			return err
 		}
 		ins.append(k, raw)
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO feature_tiles (tenant_id, field, entity, level, bucket, state)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bytea[])
-		ON CONFLICT DO NOTHING RETURNING tenant_id, field, entity, level, bucket`,
-		ins.tenant, ins.field, ins.entity, ins.level, ins.bucket, ins.state)
-	if err != nil {
-		return fmt.Errorf("insert tiles: %w", err)
-	}
-	inserted := make(map[tileKey]struct{}, len(keys))
-	for rows.Next() {
-		var k tileKey
-		if err := rows.Scan(&k.Tenant, &k.Field, &k.Entity, &k.Level, &k.Bucket); err != nil {
-			rows.Close()
+	if len(ins.tenant) > 0 {
+		raced, err := insertTiles(ctx, tx, &ins)
+		if err != nil {
 			return err
 		}
-		inserted[k] = struct{}{}
+		// Rows another transaction inserted since the lock: merge into them.
+		if len(raced) > 0 {
+			got, err := b.lockAndMerge(ctx, tx, raced, &upd)
+			if err != nil {
+				return err
+			}
+			if len(got) != len(raced) {
+				return fmt.Errorf("features: %d of %d tiles vanished between insert and lock", len(raced)-len(got), len(raced))
+			}
+		}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("insert tiles: %w", err)
-	}
-	if len(inserted) == len(keys) {
+	if len(upd.tenant) == 0 {
 		return nil
-	}
-	return b.mergeExisting(ctx, tx, keys, inserted)
-}
-
-// mergeExisting locks the rows that existed, merges b's states into them
-// and writes them back.
-func (b *batch) mergeExisting(ctx context.Context, tx pgx.Tx, keys []tileKey, inserted map[tileKey]struct{}) error {
-	var sel tileArrays
-	for _, k := range keys {
-		if _, ok := inserted[k]; !ok {
-			sel.append(k, nil)
-		}
-	}
-	rows, err := tx.Query(ctx, `SELECT t.tenant_id, t.field, t.entity, t.level, t.bucket, t.state
-		FROM feature_tiles t JOIN unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[])
-			AS u(tenant_id, field, entity, level, bucket)
-		USING (tenant_id, field, entity, level, bucket)
-		ORDER BY `+tileOrder+` FOR UPDATE OF t`,
-		sel.tenant, sel.field, sel.entity, sel.level, sel.bucket)
-	if err != nil {
-		return fmt.Errorf("lock tiles: %w", err)
-	}
-	var upd tileArrays
-	for rows.Next() {
-		var k tileKey
-		var raw []byte
-		if err := rows.Scan(&k.Tenant, &k.Field, &k.Entity, &k.Level, &k.Bucket, &raw); err != nil {
-			rows.Close()
-			return err
-		}
-		old, err := decodeBundle(raw)
-		if err != nil {
-			rows.Close()
-			return fmt.Errorf("tile %v: %w", k, err)
-		}
-		out, err := mergeBundle(old, b.tiles[k])
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		upd.append(k, out)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("lock tiles: %w", err)
-	}
-	if len(upd.tenant) != len(sel.tenant) {
-		// A row that conflicted on insert is gone: only the janitor deletes
-		// tiles, and only expired ones, which no writer targets.
-		return fmt.Errorf("features: %d of %d tiles vanished between insert and lock", len(sel.tenant)-len(upd.tenant), len(sel.tenant))
 	}
 	_, err = tx.Exec(ctx, `UPDATE feature_tiles t SET state = u.state
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bytea[])
@@ -241,6 +201,81 @@ func (b *batch) mergeExisting(ctx context.Context, tx pgx.Tx, keys []tileKey, in
 		return fmt.Errorf("update tiles: %w", err)
 	}
 	return nil
+}
+
+// insertTiles inserts ins (in key order) and returns the keys that
+// conflicted with a row inserted meanwhile by another transaction.
+func insertTiles(ctx context.Context, tx pgx.Tx, ins *tileArrays) ([]tileKey, error) {
+	rows, err := tx.Query(ctx, `INSERT INTO feature_tiles (tenant_id, field, entity, level, bucket, state)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bytea[])
+		ON CONFLICT DO NOTHING RETURNING tenant_id, field, entity, level, bucket`,
+		ins.tenant, ins.field, ins.entity, ins.level, ins.bucket, ins.state)
+	if err != nil {
+		return nil, fmt.Errorf("insert tiles: %w", err)
+	}
+	inserted := make(map[tileKey]struct{}, len(ins.tenant))
+	for rows.Next() {
+		var k tileKey
+		if err := rows.Scan(&k.Tenant, &k.Field, &k.Entity, &k.Level, &k.Bucket); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		inserted[k] = struct{}{}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert tiles: %w", err)
+	}
+	var raced []tileKey
+	for i := range ins.tenant {
+		k := tileKey{ins.tenant[i], ins.field[i], ins.entity[i], ins.level[i], ins.bucket[i]}
+		if _, ok := inserted[k]; !ok {
+			raced = append(raced, k)
+		}
+	}
+	return raced, nil
+}
+
+// lockAndMerge locks the rows of keys that exist (FOR UPDATE, in key
+// order), merges b's states into them, appends the results to upd and
+// returns the keys it found.
+func (b *batch) lockAndMerge(ctx context.Context, tx pgx.Tx, keys []tileKey, upd *tileArrays) (map[tileKey]struct{}, error) {
+	var sel tileArrays
+	for _, k := range keys {
+		sel.append(k, nil)
+	}
+	rows, err := tx.Query(ctx, `SELECT t.tenant_id, t.field, t.entity, t.level, t.bucket, t.state
+		FROM feature_tiles t JOIN unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[])
+			AS u(tenant_id, field, entity, level, bucket)
+		USING (tenant_id, field, entity, level, bucket)
+		ORDER BY `+tileOrder+` FOR UPDATE OF t`,
+		sel.tenant, sel.field, sel.entity, sel.level, sel.bucket)
+	if err != nil {
+		return nil, fmt.Errorf("lock tiles: %w", err)
+	}
+	defer rows.Close()
+	found := make(map[tileKey]struct{})
+	for rows.Next() {
+		var k tileKey
+		var raw []byte
+		if err := rows.Scan(&k.Tenant, &k.Field, &k.Entity, &k.Level, &k.Bucket, &raw); err != nil {
+			return nil, err
+		}
+		old, err := decodeBundle(raw)
+		if err != nil {
+			return nil, fmt.Errorf("tile %v: %w", k, err)
+		}
+		out, err := mergeBundle(old, b.tiles[k])
+		if err != nil {
+			return nil, err
+		}
+		upd.append(k, out)
+		found[k] = struct{}{}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lock tiles: %w", err)
+	}
+	return found, nil
 }
 
 // asyncCommit lets tx commit without waiting for its WAL flush. It is
