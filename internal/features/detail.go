@@ -2,6 +2,7 @@ package features
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -22,9 +23,29 @@ import (
 // (tenant/seq) lets consumers drop the repeat.
 func (e *Engine) runDetail(ctx context.Context, k detailKey) {
 	part := strconv.Itoa(int(k.Part))
+	var measured time.Time
 	for ctx.Err() == nil {
-		if err := e.rl.Wait(ctx, ratelimit.Key{Tenant: k.Tenant, Task: control.TaskVelocityDetail, Partition: k.Part}); err != nil {
+		// Lag is counted at most once a second: a backlog of millions of
+		// records must not cost a count per chunk.
+		if time.Since(measured) >= time.Second {
+			measured = time.Now()
+			if err := e.detailLag(ctx, k, part); err != nil && ctx.Err() == nil {
+				e.cfg.Logger.Warn("features: velocity detail lag", "tenant", k.Tenant, "partition", k.Part, "err", err)
+			}
+		}
+		// Wait at most a second at a time, so that the lag of a paused
+		// partition keeps being measured while evaluations add to it.
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := e.rl.Wait(wctx, ratelimit.Key{Tenant: k.Tenant, Task: control.TaskVelocityDetail, Partition: k.Part})
+		cancel()
+		switch {
+		case ctx.Err() != nil:
 			return
+		case errors.Is(err, context.DeadlineExceeded):
+			continue
+		case err != nil:
+			e.cfg.Logger.Warn("features: velocity detail", "tenant", k.Tenant, "partition", k.Part, "err", err)
+			return // the next scan restarts it
 		}
 		n, err := e.detailChunk(ctx, k)
 		if err != nil {
@@ -81,24 +102,28 @@ func (e *Engine) detailChunk(ctx context.Context, k detailKey) (int, error) {
 		k.Tenant, k.Part, seqs); err != nil {
 		return 0, err
 	}
-	var left int64
-	var oldest *time.Time
-	if err := tx.QueryRow(ctx, `SELECT count(*), min(created_at) FROM feature_detail_outbox WHERE tenant_id = $1 AND part = $2`,
-		k.Tenant, k.Part).Scan(&left, &oldest); err != nil {
-		return 0, err
-	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, err
 	}
 	e.m.detailSent.Add(float64(len(recs)))
-	part := strconv.Itoa(int(k.Part))
-	e.m.taskLagEvents.WithLabelValues(control.TaskVelocityDetail, k.Tenant, part).Set(float64(left))
-	if oldest != nil {
-		e.m.taskLagSecs.WithLabelValues(control.TaskVelocityDetail, k.Tenant, part).Set(time.Since(*oldest).Seconds())
-	} else {
-		e.m.taskLagSecs.WithLabelValues(control.TaskVelocityDetail, k.Tenant, part).Set(0)
-	}
 	return len(recs), nil
+}
+
+// detailLag sets the lag gauges of one outbox partition.
+func (e *Engine) detailLag(ctx context.Context, k detailKey, part string) error {
+	var left int64
+	var oldest *time.Time
+	if err := e.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM feature_detail_outbox WHERE tenant_id = $1 AND part = $2`,
+		k.Tenant, k.Part).Scan(&left, &oldest); err != nil {
+		return err
+	}
+	e.m.taskLagEvents.WithLabelValues(control.TaskVelocityDetail, k.Tenant, part).Set(float64(left))
+	age := 0.0
+	if oldest != nil {
+		age = time.Since(*oldest).Seconds()
+	}
+	e.m.taskLagSecs.WithLabelValues(control.TaskVelocityDetail, k.Tenant, part).Set(age)
+	return nil
 }
 
 // prune drops what retention no longer needs: tile rows past their

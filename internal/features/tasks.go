@@ -123,7 +123,15 @@ func (e *Engine) tick(ctx context.Context, start func(any, func(context.Context)
 	for _, k := range parts {
 		start(k, func(ctx context.Context) { e.runPart(ctx, k) })
 	}
-	rows, err = e.pool.Query(ctx, `SELECT DISTINCT tenant_id, part FROM feature_detail_outbox LIMIT $1`, maxTaskScan)
+	// The (tenant, partition) pairs with detail records waiting, by a loose
+	// index scan: one probe of the primary key per pair, however many
+	// records a paused rate lets pile up.
+	rows, err = e.pool.Query(ctx, `WITH RECURSIVE d(t, p) AS (
+			(SELECT tenant_id, part FROM feature_detail_outbox ORDER BY tenant_id, part LIMIT 1)
+			UNION ALL
+			SELECT o.tenant_id, o.part FROM d, LATERAL (SELECT tenant_id, part FROM feature_detail_outbox
+				WHERE (tenant_id, part) > (d.t, d.p) ORDER BY tenant_id, part LIMIT 1) o)
+		SELECT t, p FROM d LIMIT $1`, maxTaskScan)
 	if err != nil {
 		return err
 	}
