@@ -2,7 +2,6 @@ package features
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -33,19 +32,8 @@ func (e *Engine) runDetail(ctx context.Context, k detailKey) {
 				e.cfg.Logger.Warn("features: velocity detail lag", "tenant", k.Tenant, "partition", k.Part, "err", err)
 			}
 		}
-		// Wait at most a second at a time, so that the lag of a paused
-		// partition keeps being measured while evaluations add to it.
-		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := e.rl.Wait(wctx, ratelimit.Key{Tenant: k.Tenant, Task: control.TaskVelocityDetail, Partition: k.Part})
-		cancel()
-		switch {
-		case ctx.Err() != nil:
+		if !e.waitToken(ctx, ratelimit.Key{Tenant: k.Tenant, Task: control.TaskVelocityDetail, Partition: k.Part}) {
 			return
-		case errors.Is(err, context.DeadlineExceeded):
-			continue
-		case err != nil:
-			e.cfg.Logger.Warn("features: velocity detail", "tenant", k.Tenant, "partition", k.Part, "err", err)
-			return // the next scan restarts it
 		}
 		n, err := e.detailChunk(ctx, k)
 		if err != nil {

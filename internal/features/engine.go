@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -29,6 +30,8 @@ type Engine struct {
 	reads readCache    // API: served versions per tenant, 1 s old at most
 
 	brokerMu sync.Mutex // guards cfg.Brokers while BrokersFn resolves it
+
+	detailLagAt time.Time // RunTasks only: last count of paused detail partitions
 
 	prodOnce sync.Once
 	prod     *kgo.Client

@@ -36,6 +36,12 @@ import (
 const (
 	// maxTaskScan bounds the task partitions one scan returns.
 	maxTaskScan = 256
+	// tokenWaitMax bounds a task worker's wait for a token; beyond it
+	// (a paused or very slow rate) it gives its slot back.
+	tokenWaitMax = 2 * time.Second
+	// pausedLagEvery: how often the lag of paused detail partitions is
+	// counted (no worker runs for them).
+	pausedLagEvery = 5 * time.Second
 	// janitorEvery: tile and event retention, dropped versions.
 	janitorEvery = 30 * time.Second
 	// pruneRows bounds one janitor DELETE.
@@ -121,7 +127,11 @@ func (e *Engine) tick(ctx context.Context, start func(any, func(context.Context)
 		return err
 	}
 	for _, k := range parts {
-		start(k, func(ctx context.Context) { e.runPart(ctx, k) })
+		// A paused partition takes no worker slot: other tenants' tasks
+		// keep theirs. It starts within a scan of its rate rising.
+		if !e.paused(k.Tenant, k.Task) {
+			start(k, func(ctx context.Context) { e.runPart(ctx, k) })
+		}
 	}
 	// The (tenant, partition) pairs with detail records waiting, by a loose
 	// index scan: one probe of the primary key per pair, however many
@@ -142,17 +152,48 @@ func (e *Engine) tick(ctx context.Context, start func(any, func(context.Context)
 	if err != nil {
 		return err
 	}
+	refresh := time.Since(e.detailLagAt) >= pausedLagEvery
+	if refresh {
+		e.detailLagAt = time.Now()
+	}
 	for _, k := range details {
-		start(k, func(ctx context.Context) { e.runDetail(ctx, k) })
+		if !e.paused(k.Tenant, control.TaskVelocityDetail) {
+			start(k, func(ctx context.Context) { e.runDetail(ctx, k) })
+		} else if refresh {
+			if err := e.detailLag(ctx, k, strconv.Itoa(int(k.Part))); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// paused reports whether tenant's rate of task is 0 now.
+func (e *Engine) paused(tenant, task string) bool {
+	r, ok := e.lim.(interface {
+		Float(tenant, key string) float64
+	})
+	return ok && r.Float(tenant, control.TaskRateKey(task)) <= 0
+}
+
+// waitToken waits for a token of key, at most tokenWaitMax: false means
+// give the worker slot back (paused, or ctx ended); the next scan starts
+// the partition again when its rate allows.
+func (e *Engine) waitToken(ctx context.Context, key ratelimit.Key) bool {
+	wctx, cancel := context.WithTimeout(ctx, tokenWaitMax)
+	defer cancel()
+	err := e.rl.Wait(wctx, key)
+	if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+		e.cfg.Logger.Warn("features task: rate limiter", "task", key.Task, "tenant", key.Tenant, "partition", key.Partition, "err", err)
+	}
+	return err == nil
 }
 
 // runPart advances one task partition chunk by chunk, each after a token.
 func (e *Engine) runPart(ctx context.Context, k partKey) {
 	part := strconv.Itoa(int(k.Partition))
 	for ctx.Err() == nil {
-		if err := e.rl.Wait(ctx, ratelimit.Key{Tenant: k.Tenant, Task: k.Task, Partition: k.Partition}); err != nil {
+		if !e.waitToken(ctx, ratelimit.Key{Tenant: k.Tenant, Task: k.Task, Partition: k.Partition}) {
 			return
 		}
 		more, err := e.chunk(ctx, k)

@@ -215,3 +215,34 @@ func (e *env) addProcess(cfg features.Config) *process {
 	})
 	return p
 }
+
+// TestPausedTenantHoldsNoWorker: a tenant whose backfill is paused does
+// not hold the task workers another tenant's backfill needs.
+func TestPausedTenantHoldsNoWorker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{cfg: features.Config{TaskWorkers: features.TaskPartitions}})
+	e.set("acme", control.TaskRateKey(control.TaskAggBackfill), "0")
+	e.must(http.StatusCreated, "acme", "POST", "/v1/features/definitions", countDef("a"))
+	time.Sleep(500 * time.Millisecond) // acme's partitions are scanned (and would take every worker)
+	e.must(http.StatusCreated, "globex", "POST", "/v1/features/definitions", countDef("g"))
+	state := func(tn, name string) string {
+		r := e.must(http.StatusOK, tn, "GET", "/v1/features/definitions/"+name, nil)
+		return fmt.Sprint(r.body["versions"].([]any)[0].(map[string]any)["state"])
+	}
+	eventually(t, 15*time.Second, func() string {
+		if s := state("globex", "g"); s != "active" {
+			return "globex's backfill: " + s
+		}
+		return ""
+	})
+	if s := state("acme", "a"); s != "building" {
+		t.Fatalf("acme's paused backfill: %s", s)
+	}
+	e.set("acme", control.TaskRateKey(control.TaskAggBackfill), "10")
+	eventually(t, 15*time.Second, func() string {
+		if s := state("acme", "a"); s != "active" {
+			return "acme's backfill after resuming: " + s
+		}
+		return ""
+	})
+}
