@@ -117,6 +117,20 @@ var (
 	ErrTooManyOverrides error = &sentinel{code: "too_many_overrides", status: 409}
 	// ErrControlStoreUnavailable is control_store_unavailable (503): the settings store (PostgreSQL) is unreachable; nothing was changed; no Retry-After.
 	ErrControlStoreUnavailable error = &sentinel{code: "control_store_unavailable", status: 503}
+	// ErrInvalidDefinition is invalid_definition (400): a feature definition breaks a rule not covered by a more specific code (name pattern, unknown source, missing or superfluous field, no window or more than 8, a window given twice; pointer names it).
+	ErrInvalidDefinition error = &sentinel{code: "invalid_definition", status: 400}
+	// ErrUnknownAggregation is unknown_aggregation (400): a feature definition's aggregation is not one of count, sum, min, max, avg, distinct_count, last.
+	ErrUnknownAggregation error = &sentinel{code: "unknown_aggregation", status: 400}
+	// ErrWindowOutOfRange is window_out_of_range (400): a feature window is not a whole number of minutes from 1m to 90d (forms: 10m, 2h, 7d).
+	ErrWindowOutOfRange error = &sentinel{code: "window_out_of_range", status: 400}
+	// ErrInvalidFilter is invalid_filter (400): a feature filter does not parse, or is over 1024 bytes, 64 nodes or 16 levels deep (docs/features-filter.md).
+	ErrInvalidFilter error = &sentinel{code: "invalid_filter", status: 400}
+	// ErrUnknownField is unknown_field (400): a feature definition names a field its source does not have (ledger: account, asset, amount, side, effect, transaction; events: names matching ^[a-z_][a-z0-9_]{0,62}$).
+	ErrUnknownField error = &sentinel{code: "unknown_field", status: 400}
+	// ErrFieldTypeMismatch is field_type_mismatch (400): a feature definition uses a field with a value of the wrong type (sum or avg of a text field, a filter comparing an integer field with a string).
+	ErrFieldTypeMismatch error = &sentinel{code: "field_type_mismatch", status: 400}
+	// ErrInvalidEvent is invalid_event (400): an event breaks a rule (id 1..200 bytes, RFC 3339 time from 1970 to 2199, at most 64 fields named ^[a-z_][a-z0-9_]{0,62}$, values strings of at most 1024 bytes, integers within ±(2^128-1) or booleans; 1..1000 events per batch); pointer names the value.
+	ErrInvalidEvent error = &sentinel{code: "invalid_event", status: 400}
 )
 
 // sentinels lists every sentinel, in the server's table order.
@@ -176,4 +190,11 @@ var sentinels = []error{
 	ErrPresetNotApplied,
 	ErrTooManyOverrides,
 	ErrControlStoreUnavailable,
+	ErrInvalidDefinition,
+	ErrUnknownAggregation,
+	ErrWindowOutOfRange,
+	ErrInvalidFilter,
+	ErrUnknownField,
+	ErrFieldTypeMismatch,
+	ErrInvalidEvent,
 }

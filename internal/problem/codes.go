@@ -66,6 +66,13 @@ const (
 	CodePresetNotApplied        = "preset_not_applied"
 	CodeTooManyOverrides        = "too_many_overrides"
 	CodeControlStoreUnavailable = "control_store_unavailable"
+	CodeInvalidDefinition       = "invalid_definition"
+	CodeUnknownAggregation      = "unknown_aggregation"
+	CodeWindowOutOfRange        = "window_out_of_range"
+	CodeInvalidFilter           = "invalid_filter"
+	CodeUnknownField            = "unknown_field"
+	CodeFieldTypeMismatch       = "field_type_mismatch"
+	CodeInvalidEvent            = "invalid_event"
 )
 
 // Def is one problem code.
@@ -133,6 +140,13 @@ var defs = []Def{
 	{CodePresetNotApplied, http.StatusConflict, "revert of a preset that is not applied to the tenant."},
 	{CodeTooManyOverrides, http.StatusConflict, "the store holds 100,000 overrides; the change would add more."},
 	{CodeControlStoreUnavailable, http.StatusServiceUnavailable, "the settings store (PostgreSQL) is unreachable; nothing was changed; no Retry-After."},
+	{CodeInvalidDefinition, http.StatusBadRequest, "a feature definition breaks a rule not covered by a more specific code (name pattern, unknown source, missing or superfluous field, no window or more than 8, a window given twice; pointer names it)."},
+	{CodeUnknownAggregation, http.StatusBadRequest, "a feature definition's aggregation is not one of count, sum, min, max, avg, distinct_count, last."},
+	{CodeWindowOutOfRange, http.StatusBadRequest, "a feature window is not a whole number of minutes from 1m to 90d (forms: 10m, 2h, 7d)."},
+	{CodeInvalidFilter, http.StatusBadRequest, "a feature filter does not parse, or is over 1024 bytes, 64 nodes or 16 levels deep (docs/features-filter.md)."},
+	{CodeUnknownField, http.StatusBadRequest, "a feature definition names a field its source does not have (ledger: account, asset, amount, side, effect, transaction; events: names matching ^[a-z_][a-z0-9_]{0,62}$)."},
+	{CodeFieldTypeMismatch, http.StatusBadRequest, "a feature definition uses a field with a value of the wrong type (sum or avg of a text field, a filter comparing an integer field with a string)."},
+	{CodeInvalidEvent, http.StatusBadRequest, "an event breaks a rule (id 1..200 bytes, RFC 3339 time from 1970 to 2199, at most 64 fields named ^[a-z_][a-z0-9_]{0,62}$, values strings of at most 1024 bytes, integers within ±(2^128-1) or booleans; 1..1000 events per batch); pointer names the value."},
 }
 
 var byCode = func() map[string]Def {
