@@ -66,6 +66,9 @@ const (
 	CodePresetNotApplied        = "preset_not_applied"
 	CodeTooManyOverrides        = "too_many_overrides"
 	CodeControlStoreUnavailable = "control_store_unavailable"
+	CodeConsoleSessionRequired  = "console_session_required"
+	CodeCSRFTokenInvalid        = "csrf_token_invalid"
+	CodeReasonRequired          = "reason_required"
 )
 
 // Def is one problem code.
@@ -133,6 +136,9 @@ var defs = []Def{
 	{CodePresetNotApplied, http.StatusConflict, "revert of a preset that is not applied to the tenant."},
 	{CodeTooManyOverrides, http.StatusConflict, "the store holds 100,000 overrides; the change would add more."},
 	{CodeControlStoreUnavailable, http.StatusServiceUnavailable, "the settings store (PostgreSQL) is unreachable; nothing was changed; no Retry-After."},
+	{CodeConsoleSessionRequired, http.StatusUnauthorized, "console routes (/console/api/…): no console session cookie, or an expired or signed-out session; sign in again with the admin key."},
+	{CodeCSRFTokenInvalid, http.StatusForbidden, "a console change (POST, PATCH, DELETE under /console/api/) without the session's X-CSRF-Token header, with a wrong one, or from another origin; nothing was changed."},
+	{CodeReasonRequired, http.StatusUnprocessableEntity, "a console change of settings or presets without a reason (the audit trail records why); nothing was changed."},
 }
 
 var byCode = func() map[string]Def {
