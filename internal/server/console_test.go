@@ -77,6 +77,17 @@ func (b *browser) text(sel string) string {
 	return s
 }
 
+// visible reports whether sel is rendered (not hidden by itself or a
+// parent).
+func (b *browser) visible(sel string) bool {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q).getClientRects().length > 0`, sel)))
+	if err != nil {
+		b.t.Fatalf("browser: visible %s: %v", sel, err)
+	}
+	return v
+}
+
 // waitText polls the text of sel until ok accepts it, for up to limit.
 func (b *browser) waitText(what, sel string, limit time.Duration, ok func(string) bool) string {
 	b.t.Helper()
@@ -151,9 +162,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.run("sign in with a tenant key", chromedp.SendKeys(chromedp.CSS("#key"), acme.key), chromedp.Click(chromedp.CSS("#signin-button")))
 	b.waitText("tenant key refused", "#signin-error", 5*time.Second, func(s string) bool { return strings.Contains(s, "admin_key_required") })
 	b.screenshot("console-signin-refused", "body")
-	b.run("sign in with the admin key", b.setValue("#key", adminKey),
-		chromedp.SendKeys(chromedp.CSS("#operator-name"), "e2e"), chromedp.Click(chromedp.CSS("#signin-button")),
-		chromedp.WaitVisible(chromedp.CSS("#overview")))
+	if b.visible("#signout") {
+		t.Fatal("the sign-out button shows before sign-in")
+	}
+	// From the keyboard: type the name, then the key, and Enter submits.
+	b.run("sign in with the admin key", b.setValue("#key", ""), chromedp.SendKeys(chromedp.CSS("#operator-name"), "e2e"),
+		chromedp.SendKeys(chromedp.CSS("#key"), adminKey+"\r"), chromedp.WaitVisible(chromedp.CSS("#overview")))
 
 	// Load: a few clients sending transfers until the rate shows.
 	stop := make(chan struct{})
@@ -197,6 +211,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitText("preset reverted", "#change-result", 5*time.Second, func(s string) bool { return strings.HasPrefix(s, "Reverted surge for acme") })
 	b.waitText("recompute resumed", row+" td.rate", 5*time.Second, func(s string) bool { return s == "10" })
 
+	b.run("set an invalid value", b.setValue("#change-key", "quota.burst"), b.setValue("#change-value", "many"),
+		b.setValue("#change-reason", "typo"), chromedp.Click(chromedp.CSS("#set-button")))
+	b.waitText("invalid value refused", "#change-result", 5*time.Second, func(s string) bool { return strings.Contains(s, "invalid_setting_value") })
 	b.run("apply without a reason", b.setValue("#preset-reason", ""), chromedp.Click(chromedp.CSS("#preset-apply")))
 	b.waitText("reason required", "#change-result", 5*time.Second, func(s string) bool { return strings.Contains(s, "reason_required") })
 
