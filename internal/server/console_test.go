@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/bulwark-ledger/bulwark/internal/server"
 )
 
 // chromium finds Debian's chromium (scripts/setup.sh installs it as root),
@@ -136,7 +138,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		fmt.Println("TestConsoleInBrowser skipped:", why)
 		t.Skip(why)
 	}
-	admin, _ := startServer(t)
+	admin, _ := startServerRoles(t, server.RoleAPI, server.RoleWorkers, server.RoleCDC)
 	acme := newTenant(t, admin, "acme")
 	newTenant(t, admin, "globex")
 	for _, a := range []map[string]any{{"id": "world", "asset": "USD", "scale": 2},
@@ -205,6 +207,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitText("audit history", "#history tbody", 5*time.Second, func(s string) bool { return strings.Contains(s, "e2e surge drill") })
 	b.waitText("version reached", "#version-reach", 5*time.Second, func(s string) bool { return strings.Contains(s, "has reached this process") })
 	b.screenshot("console-levers-surge-applied", "#levers")
+	b.waitText("change stream state", "#cdc-state", 10*time.Second, func(s string) bool { return s == "streaming" || s == "idle" })
+	b.waitText("change stream lag", "#cdc-bytes", 5*time.Second, func(s string) bool { return s != "—" })
 	b.screenshot("console-tasks-paused", "#streams")
 
 	b.run("revert surge", chromedp.SendKeys(chromedp.CSS("#preset-reason"), " over"), chromedp.Click(chromedp.CSS("#preset-revert")))
