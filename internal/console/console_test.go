@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -201,7 +202,8 @@ func TestSessionCookie(t *testing.T) {
 	if strings.Contains(cookie, adminKey) || strings.Contains(cookie, "Secure") {
 		t.Errorf("cookie %q holds the key or is Secure over plain HTTP", cookie)
 	}
-	if a := b.do("GET", "/console/api/summary", ""); a.status != 200 || a.body["tasks"] == nil {
+	if a := b.do("GET", "/console/api/summary", ""); a.status != 200 || a.body["tasks"] == nil ||
+		fmt.Sprint(a.body["tenants"]) != "[acme]" {
 		t.Fatalf("summary: %d %v", a.status, a.body)
 	}
 	if a := b.do("GET", "/console/", ""); a.status != 200 || !strings.Contains(a.header.Get("Content-Security-Policy"), "default-src 'self'") {

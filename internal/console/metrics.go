@@ -44,11 +44,12 @@ type sampler struct {
 	now func() time.Time
 
 	mu   sync.Mutex
-	ring []sample // oldest first, at most maxSamples, none older than rateWindow before the newest
+	ring []sample // oldest first, at most maxSamples; only the first may be more than rateWindow older than the newest
 }
 
-// pair returns the newest sample and the oldest one inside rateWindow
-// (base is nil with a single sample: no rate yet).
+// pair gathers if the newest sample is older than minSampleGap, and
+// returns the newest sample and the base to compute rates from (nil with a
+// single sample: no rate yet).
 func (s *sampler) pair() (cur sample, base *sample, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -70,8 +71,12 @@ func (s *sampler) pair() (cur sample, base *sample, err error) {
 		}
 	}
 	cur = s.ring[len(s.ring)-1]
+	// Keep, as the base, the newest sample at least rateWindow old: rates
+	// span about rateWindow under steady polling, and a page polled
+	// rarely (a background tab) still gets a rate, over a longer window
+	// that the summary states.
 	i := 0
-	for i < len(s.ring)-1 && cur.at.Sub(s.ring[i].at) > rateWindow {
+	for i < len(s.ring)-2 && cur.at.Sub(s.ring[i+1].at) >= rateWindow {
 		i++
 	}
 	s.ring = s.ring[i:]

@@ -140,3 +140,32 @@ type unusedAPI struct{}
 func (unusedAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	panic("the summary does not call the admin API")
 }
+
+// TestSamplerWindow: under steady polling the base is the newest sample at
+// least rateWindow old; after a long pause the previous sample still
+// serves as the base.
+func TestSamplerWindow(t *testing.T) {
+	clk := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	s := &sampler{g: prometheus.NewRegistry(), now: clk.Now}
+	if _, base, err := s.pair(); err != nil || base != nil {
+		t.Fatalf("first gather: base %v, err %v", base, err)
+	}
+	var cur sample
+	var base *sample
+	for range 10 {
+		clk.add(time.Second)
+		cur, base, _ = s.pair()
+	}
+	if got := cur.at.Sub(base.at); got != rateWindow || len(s.ring) != 6 {
+		t.Fatalf("steady polling: window %v with %d samples, want %v and 6", got, len(s.ring), rateWindow)
+	}
+	clk.add(300 * time.Millisecond)
+	if again, _, _ := s.pair(); !again.at.Equal(cur.at) {
+		t.Fatal("a poll within minSampleGap gathered again")
+	}
+	clk.add(time.Minute)
+	cur, base, _ = s.pair()
+	if base == nil || cur.at.Sub(base.at) != time.Minute+300*time.Millisecond || len(s.ring) != 2 {
+		t.Fatalf("after a pause: base %v, ring %d", base, len(s.ring))
+	}
+}
