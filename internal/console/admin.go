@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -61,7 +62,7 @@ func (c *Console) patchSettings(w http.ResponseWriter, r *http.Request, _ string
 		}
 		out.Set[k] = raw
 	}
-	c.forwardJSON(w, r, s, out)
+	c.forwardJSON(w, r, s, out, in.Reason)
 }
 
 // PresetChange is the console's body for a preset apply or revert.
@@ -75,7 +76,7 @@ func (c *Console) preset(w http.ResponseWriter, r *http.Request, _ string, s ses
 	if !problem.ReadJSON(w, r, maxChangeBytes, &in) || !c.reasonGiven(w, r, in.Reason) {
 		return
 	}
-	c.forwardJSON(w, r, s, control.PresetRequest{Tenant: in.Tenant, Reason: in.Reason, Operator: s.operator})
+	c.forwardJSON(w, r, s, control.PresetRequest{Tenant: in.Tenant, Reason: in.Reason, Operator: s.operator}, in.Reason)
 }
 
 // reasonGiven answers reason_required for an empty or blank reason.
@@ -87,14 +88,34 @@ func (c *Console) reasonGiven(w http.ResponseWriter, r *http.Request, reason str
 	return true
 }
 
-func (c *Console) forwardJSON(w http.ResponseWriter, r *http.Request, s session, v any) {
+// forwardJSON forwards a change and logs its outcome: a refused change
+// (an invalid value, an unknown tenant) is an attempt worth a warning.
+func (c *Console) forwardJSON(w http.ResponseWriter, r *http.Request, s session, v any, reason string) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		problem.Send(w, problem.CodeInternal, "encode change")
 		return
 	}
-	c.forward(w, r, s, body)
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	c.forward(sw, r, s, body)
 	c.forgetTenants()
+	level := slog.LevelInfo
+	if sw.status >= 400 {
+		level = slog.LevelWarn
+	}
+	c.cfg.Log.Log(r.Context(), level, "console: change", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+		"operator", s.operator, "reason", reason, "remote", r.RemoteAddr)
+}
+
+// statusWriter records the status the admin API answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
 }
 
 // forward sends r to the front door's /v1/admin/ route of the same

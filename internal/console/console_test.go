@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -49,6 +50,7 @@ func (c *clock) add(d time.Duration) {
 // authenticates, the control admin API (behind the API key middleware, as
 // in the front door) stores and audits.
 type fixture struct {
+	log     *logBuffer
 	srv     *httptest.Server
 	tenants *tenant.Store
 	store   *control.Store
@@ -65,7 +67,8 @@ func newFixture(t *testing.T) *fixture {
 	mux := http.NewServeMux()
 	control.NewAPI(store, nil).Register(mux)
 	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	con, err := console.New(console.Config{
+	logs := &logBuffer{}
+	con, err := console.New(console.Config{Log: slog.New(slog.NewTextHandler(logs, nil)),
 		Authenticate: tenants.Authenticate, API: tenants.Middleware(mux), Gatherer: prometheus.NewRegistry(),
 		Snapshot: watcher.Current, Registry: creg, Tenants: tenants.List, Now: clk.Now,
 		SessionIdle: 10 * time.Minute, SessionMax: time.Hour,
@@ -78,7 +81,25 @@ func newFixture(t *testing.T) *fixture {
 	if err := tenants.CreateTenant(context.Background(), "acme", ""); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{srv: srv, tenants: tenants, store: store, clock: clk}
+	return &fixture{log: logs, srv: srv, tenants: tenants, store: store, clock: clk}
+}
+
+// logBuffer collects the console's log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // browser is an HTTP client with a cookie jar and the CSRF token of its
@@ -255,6 +276,15 @@ func TestChangeWithoutReasonIsRefused(t *testing.T) {
 	isProblem(t, "invalid value", b.withCSRF("PATCH", path, `{"set":{"quota.burst":"many"},"reason":"r"}`), problem.CodeInvalidSettingValue)
 	if n := f.historyLen(t); n != 0 {
 		t.Fatalf("refused changes wrote %d audit entries", n)
+	}
+	logs := f.log.String()
+	for _, want := range []string{"code=reason_required", "level=WARN msg=\"console: change\" method=PATCH path=/console/api/admin/settings/tenants/acme status=422"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, adminKey) {
+		t.Error("the log holds the admin key")
 	}
 	a := b.withCSRF("POST", "/console/api/admin/presets/surge/apply", `{"tenant":"acme","reason":"surge"}`)
 	if a.status != 200 {

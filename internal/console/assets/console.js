@@ -353,7 +353,9 @@ async function start() {
   $("preset-revert").addEventListener("click", () => presetAction("revert"));
   $("preset").addEventListener("change", showPresetDoc);
   const r = await call("GET", "/console/api/session");
-  if (r.ok) await showApp(r.data); else if (r.status !== 401) showSignIn("The console is unavailable: " + problemText(r));
+  if (r.ok) await showApp(r.data);
+  else if (r.status === 401) setText("signin-error", ""); // a first visit: nothing went wrong
+  else showSignIn("The console is unavailable: " + problemText(r));
 }
 
 start();
