@@ -117,6 +117,12 @@ var (
 	ErrTooManyOverrides error = &sentinel{code: "too_many_overrides", status: 409}
 	// ErrControlStoreUnavailable is control_store_unavailable (503): the settings store (PostgreSQL) is unreachable; nothing was changed; no Retry-After.
 	ErrControlStoreUnavailable error = &sentinel{code: "control_store_unavailable", status: 503}
+	// ErrConsoleSessionRequired is console_session_required (401): console routes (/console/api/…): no console session cookie, or an expired or signed-out session; sign in again with the admin key.
+	ErrConsoleSessionRequired error = &sentinel{code: "console_session_required", status: 401}
+	// ErrCSRFTokenInvalid is csrf_token_invalid (403): a console change (POST, PATCH, DELETE under /console/api/) without the session's X-CSRF-Token header, with a wrong one, or from another origin; nothing was changed.
+	ErrCSRFTokenInvalid error = &sentinel{code: "csrf_token_invalid", status: 403}
+	// ErrReasonRequired is reason_required (422): a console change of settings or presets without a reason (the audit trail records why); nothing was changed.
+	ErrReasonRequired error = &sentinel{code: "reason_required", status: 422}
 )
 
 // sentinels lists every sentinel, in the server's table order.
@@ -176,4 +182,7 @@ var sentinels = []error{
 	ErrPresetNotApplied,
 	ErrTooManyOverrides,
 	ErrControlStoreUnavailable,
+	ErrConsoleSessionRequired,
+	ErrCSRFTokenInvalid,
+	ErrReasonRequired,
 }
