@@ -104,14 +104,16 @@ type Tasks struct {
 // TaskRow is one tenant × task × partition. Without lag metrics it is one
 // row per tenant × task with partition "all" and the live rate setting.
 type TaskRow struct {
-	Tenant      string   `json:"tenant"`
-	Task        string   `json:"task"`
-	Partition   string   `json:"partition"`
-	Rate        float64  `json:"rate_per_partition"` // live tasks.<task>.rate_per_partition
-	Paused      bool     `json:"paused"`             // rate 0
-	LagEvents   *float64 `json:"lag_events"`
-	LagSeconds  *float64 `json:"lag_seconds"`
-	ETASeconds  *float64 `json:"eta_seconds"` // null: paused, no lag figure, or not draining
+	Tenant     string   `json:"tenant"`
+	Task       string   `json:"task"`
+	Partition  string   `json:"partition"`
+	Rate       float64  `json:"rate_per_partition"` // live tasks.<task>.rate_per_partition
+	Paused     bool     `json:"paused"`             // rate 0
+	LagEvents  *float64 `json:"lag_events"`
+	LagSeconds *float64 `json:"lag_seconds"`
+	ETASeconds *float64 `json:"eta_seconds"` // null: paused, no lag figure, or not draining
+	// DrainPerSec is how fast the lag fell over the window (negative: it
+	// grew); null before a second gather.
 	DrainPerSec *float64 `json:"drain_per_sec"`
 }
 
@@ -396,9 +398,10 @@ func (c *Console) taskStats(cur sample, base *sample, tenants []string) Tasks {
 	return out
 }
 
-// eta is the time to drain a row's lag: at the observed drain rate when
-// the lag fell over the window, else at the configured rate per partition
-// (the most the limiter lets through); null when paused or unknown.
+// eta is the time to drain a row's lag: at the observed drain rate over
+// the window; before a second gather, at the configured rate per partition
+// (the most the limiter lets through). Null when paused, without a lag
+// figure, or when the lag did not fall over the window (not draining).
 func eta(r TaskRow) *float64 {
 	if r.LagEvents == nil || r.Paused {
 		return nil
@@ -408,7 +411,7 @@ func eta(r TaskRow) *float64 {
 		return &z
 	}
 	speed := r.Rate
-	if r.DrainPerSec != nil && *r.DrainPerSec > 0 {
+	if r.DrainPerSec != nil {
 		speed = *r.DrainPerSec
 	}
 	if speed <= 0 {

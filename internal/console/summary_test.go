@@ -121,6 +121,12 @@ func TestSummaryFromRegistry(t *testing.T) {
 		*r.DrainPerSec != 10 || *r.ETASeconds != 8 {
 		t.Fatalf("task row: %+v (drain %v, eta %v)", r, *r.DrainPerSec, *r.ETASeconds)
 	}
+	// A growing lag is not draining: no ETA.
+	lag.WithLabelValues("recompute", "acme", "0").Set(120)
+	clk.add(2 * time.Second)
+	if s, _ := c.summary(context.Background()); s.Tasks.Rows[0].ETASeconds != nil || *s.Tasks.Rows[0].DrainPerSec >= 0 {
+		t.Fatalf("growing lag: %+v", s.Tasks.Rows[0])
+	}
 	if !s.Exports.Reported || len(s.Exports.Series) != 1 || s.Exports.Series[0].Labels != "pool=huge" || s.Exports.Series[0].Value != 2 {
 		t.Fatalf("exports: %+v", s.Exports)
 	}

@@ -215,6 +215,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitText("preset reverted", "#change-result", 5*time.Second, func(s string) bool { return strings.HasPrefix(s, "Reverted surge for acme") })
 	b.waitText("recompute resumed", row+" td.rate", 5*time.Second, func(s string) bool { return s == "10" })
 
+	b.run("filter the task rows", chromedp.SendKeys(chromedp.CSS("#tasks-filter"), "globex"))
+	b.waitText("task rows of globex only", "#tasks tbody", 3*time.Second, func(s string) bool {
+		return strings.Contains(s, "globex") && !strings.Contains(s, "acme")
+	})
+
 	b.run("set an invalid value", b.setValue("#change-key", "quota.burst"), b.setValue("#change-value", "many"),
 		b.setValue("#change-reason", "typo"), chromedp.Click(chromedp.CSS("#set-button")))
 	b.waitText("invalid value refused", "#change-result", 5*time.Second, func(s string) bool { return strings.Contains(s, "invalid_setting_value") })

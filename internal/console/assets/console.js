@@ -211,7 +211,14 @@ function renderVersion(s) {
     : "waiting for version " + lastChangeVersion + " to reach this process");
 }
 
+function etaText(r) {
+  if (r.paused) return "paused";
+  if (r.eta_seconds === null && r.lag_events > 0 && r.drain_per_sec !== null) return "not draining";
+  return duration(r.eta_seconds);
+}
+
 function renderStreams(s) {
+  const filter = $("tasks-filter").value.trim();
   const c = s.cdc;
   setText("cdc-state", c.state);
   setText("cdc-bytes", num(c.wal_bytes_behind, 0));
@@ -227,8 +234,8 @@ function renderStreams(s) {
     cells: [r.tenant, r.task, r.partition, { text: num(r.rate_per_partition, 2), num: true, cls: "rate" },
       { text: r.paused ? "paused" : "no", cls: "paused-cell" }, { text: num(r.lag_events, 0), num: true },
       { text: num(r.lag_seconds, 1), num: true },
-      { text: r.paused ? "paused" : duration(r.eta_seconds), num: true }],
-  })), "No tenants yet.");
+      { text: etaText(r), num: true }],
+  })).filter((r) => filter === "" || r.attrs.row.startsWith(filter + "/")), filter ? "No rows for tenant " + filter + "." : "No tenants yet.");
 }
 
 function renderExports(s) {
@@ -352,6 +359,8 @@ async function start() {
   $("preset-form").addEventListener("submit", (ev) => { ev.preventDefault(); presetAction("apply"); });
   $("preset-revert").addEventListener("click", () => presetAction("revert"));
   $("preset").addEventListener("change", showPresetDoc);
+  $("tasks-filter-form").addEventListener("submit", (ev) => ev.preventDefault());
+  $("tasks-filter").addEventListener("input", () => { if (lastSummary) renderStreams(lastSummary); });
   const r = await call("GET", "/console/api/session");
   if (r.ok) await showApp(r.data);
   else if (r.status === 401) setText("signin-error", ""); // a first visit: nothing went wrong
