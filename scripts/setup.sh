@@ -8,6 +8,8 @@
 #     fails with "cgo: C compiler "gcc" not found" or missing headers;
 #   - ca-certificates: `go mod download` fetches modules over HTTPS from the
 #     Go module proxy and fails with an x509 error without them;
+#   - chromium: the console's browser test drives it headless (without it
+#     that test prints why and skips; nothing else needs it);
 #   - the Go modules.
 # As root it installs what is missing with apt-get; otherwise it prints the
 # command to run and fails. Idempotent: it does nothing when all is present.
@@ -31,6 +33,10 @@ have_cc() {
 
 have_certs() {
   [ -s /etc/ssl/certs/ca-certificates.crt ]
+}
+
+have_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "${BULWARK_CHROMIUM:-}" ]
 }
 
 missing=()
@@ -67,6 +73,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
       fail=1
     fi
     [ "$fail" -eq 0 ] || exit 1
+  fi
+fi
+
+# Optional: only the console's browser test needs chromium, so a failed
+# install (no mirror reachable) or a non-root setup warns and goes on.
+if ! have_chromium; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "setup: installing with apt-get: chromium (the console's browser test)"
+    if ! (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null); then
+      echo "setup: warning: chromium could not be installed; the console's browser test will skip" >&2
+    fi
+  else
+    echo "setup: warning: no chromium; the console's browser test will skip (sudo apt-get install -y chromium)" >&2
   fi
 fi
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bulwark-ledger/bulwark/internal/admission"
+	"github.com/bulwark-ledger/bulwark/internal/console"
 	"github.com/bulwark-ledger/bulwark/internal/control"
 	"github.com/bulwark-ledger/bulwark/internal/edge"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
@@ -277,10 +278,35 @@ func (p *process) addAPI() error {
 	}
 	api := &ledger.API{Store: ledger.NewStore(p.pool), Pipe: p.pipe, Journal: p.journal, Log: p.log,
 		AccountReads: edge.AccountReads(reads)}
-	h := front.Handler(edge.Ops(p.reg, p.pool.Ping), edge.Routes{Tenants: tenant.NewStore(p.pool, p.cfg.AdminKey),
+	tenants := tenant.NewStore(p.pool, p.cfg.AdminKey)
+	ops := edge.Ops(p.reg, p.pool.Ping)
+	var h http.Handler
+	if err := p.mountConsole(ops, tenants, func() http.Handler { return h }); err != nil {
+		cancelOnChange()
+		return err
+	}
+	h = front.Handler(ops, edge.Routes{Tenants: tenants,
 		Ledger: api, Control: control.NewAPI(control.NewStore(p.pool, p.creg), p.log)}, p.reg)
 	p.addHTTP(h)
 	p.comps[len(p.comps)-1].close = cancelOnChange
+	return nil
+}
+
+// mountConsole serves the operator console under /console on ops, outside
+// the API key middleware (it authenticates by its own session). Its
+// settings calls go through the front door that front returns once built.
+func (p *process) mountConsole(ops *http.ServeMux, tenants *tenant.Store, front func() http.Handler) error {
+	con, err := console.New(console.Config{
+		Authenticate: tenants.Authenticate,
+		API:          http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { front().ServeHTTP(w, r) }),
+		Gatherer:     p.reg, Snapshot: p.watcher.Current, Registry: p.creg, Tenants: tenants.List,
+		RouteClass: edge.RouteClass, Log: p.log,
+	})
+	if err != nil {
+		return err
+	}
+	ops.Handle("/console/", con)
+	ops.Handle("GET /console", http.RedirectHandler("/console/", http.StatusFound))
 	return nil
 }
 
