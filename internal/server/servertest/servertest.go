@@ -1,0 +1,51 @@
+// Package servertest runs an in-process Bulwark server for tests of other
+// packages: a real server.Run on a port the kernel picks, stopped and
+// checked (a shutdown error fails the test) when the test ends.
+package servertest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/bulwark-ledger/bulwark/internal/server"
+)
+
+// StartTimeout bounds how long Start waits for the server to listen: a
+// first start migrates a fresh database (and with the cdc role starts the
+// embedded broker and the slot's snapshot), a few seconds on a loaded
+// 2-core machine.
+const StartTimeout = 90 * time.Second
+
+// Start runs server.Run(cfg) until the test ends and returns its base URL
+// ("http://127.0.0.1:port"). cfg.Addr empty means 127.0.0.1:0; cfg.Ready
+// is Start's own.
+func Start(t testing.TB, cfg server.Config) string {
+	t.Helper()
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	cfg.Ready = func(a string) { ready <- a }
+	go func() { done <- server.Run(ctx, cfg) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("server: %v", err)
+	case <-time.After(StartTimeout):
+		cancel()
+		<-done
+		t.Fatal("server did not start")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server shutdown: %v", err)
+		}
+	})
+	return "http://" + addr
+}
