@@ -38,8 +38,7 @@ func Start(t testing.TB, cfg server.Config) string {
 		t.Fatalf("server: %v", err)
 	case <-time.After(StartTimeout):
 		cancel()
-		<-done
-		t.Fatal("server did not start")
+		t.Fatalf("server did not start in %v (after cancel: %v)", StartTimeout, <-done)
 	}
 	t.Cleanup(func() {
 		cancel()
