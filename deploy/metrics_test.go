@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -140,48 +139,21 @@ func scrapeServer(t *testing.T) map[string]bool {
 // reads, so that every labelled HTTP, admission and ledger series exists.
 func traffic(t *testing.T, base string) {
 	t.Helper()
-	call(t, base, adminKey, "POST", "/v1/admin/tenants", `{"id":"acme"}`, 201)
-	tk := call(t, base, adminKey, "POST", "/v1/admin/tenants/acme/api-keys", ``, 201)["key"].(string)
-	call(t, base, tk, "POST", "/v1/accounts", `{"id":"a","asset":"USD"}`, 201)
-	call(t, base, tk, "POST", "/v1/accounts", `{"id":"b","asset":"USD"}`, 201)
+	servertest.Call(t, base, adminKey, "POST", "/v1/admin/tenants", `{"id":"acme"}`, 201)
+	tk := servertest.Call(t, base, adminKey, "POST", "/v1/admin/tenants/acme/api-keys", ``, 201)["key"].(string)
+	servertest.Call(t, base, tk, "POST", "/v1/accounts", `{"id":"a","asset":"USD"}`, 201)
+	servertest.Call(t, base, tk, "POST", "/v1/accounts", `{"id":"b","asset":"USD"}`, 201)
 	for i := range 5 {
-		call(t, base, tk, "POST", "/v1/transactions",
+		servertest.Call(t, base, tk, "POST", "/v1/transactions",
 			fmt.Sprintf(`{"idempotency_key":"k%d","postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, i), 201)
 	}
-	j := call(t, base, tk, "POST", "/v1/transactions",
+	j := servertest.Call(t, base, tk, "POST", "/v1/transactions",
 		`{"idempotency_key":"async1","postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, 202,
 		"Prefer", "respond-async")
-	call(t, base, tk, "GET", "/v1/journal/"+j["id"].(string), ``, 200)
-	call(t, base, tk, "GET", "/v1/accounts/a", ``, 200)
-	call(t, base, "bwk_not_a_key", "POST", "/v1/transactions", `{}`, 401)
-	call(t, base, adminKey, "GET", "/v1/admin/settings/keys", ``, 200)
-}
-
-func call(t *testing.T, base, key, method, path, body string, want int, hdr ...string) map[string]any {
-	t.Helper()
-	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, raw, want)
-	}
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return out
+	servertest.Call(t, base, tk, "GET", "/v1/journal/"+j["id"].(string), ``, 200)
+	servertest.Call(t, base, tk, "GET", "/v1/accounts/a", ``, 200)
+	servertest.Call(t, base, "bwk_not_a_key", "POST", "/v1/transactions", `{}`, 401)
+	servertest.Call(t, base, adminKey, "GET", "/v1/admin/settings/keys", ``, 200)
 }
 
 func scrape(t *testing.T, base string) map[string]bool {

@@ -105,6 +105,7 @@ func Instrument(reg prometheus.Registerer, log *slog.Logger, next http.Handler) 
 			}
 			reqs.WithLabelValues(r.Method, route, strconv.Itoa(sw.status)).Inc()
 			dur.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			traceRequest(r, route, sw.status)
 		}()
 		next.ServeHTTP(sw, r)
 	})

@@ -5,6 +5,10 @@ package servertest
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,4 +51,38 @@ func Start(t testing.TB, cfg server.Config) string {
 		}
 	})
 	return "http://" + addr
+}
+
+// Call sends method path with body (JSON, or none when empty) as the
+// bearer of key, with the extra headers hdr (name, value, …), fails the
+// test unless the answer has status want, and returns the decoded JSON
+// object answered (nil if it is not one).
+func Call(t testing.TB, base, key, method, path, body string, want int, hdr ...string) map[string]any {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read: %v", method, path, err)
+	}
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, raw, want)
+	}
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return out
 }
