@@ -16,11 +16,18 @@ const traceScope = "github.com/bulwark-ledger/bulwark/internal/edge"
 // a W3C traceparent header, else a root span. Instrument names it after
 // the route pattern once the route is known, and records the status.
 // Without tracing, do not wrap: Instrument then does no tracing work
-// beyond one context lookup.
+// beyond one context lookup. Scrapes and probes (/metrics, /healthz,
+// /readyz) are not traced: every few seconds per pod, they would bury the
+// traces worth reading.
 func Trace(tp trace.TracerProvider, next http.Handler) http.Handler {
 	tracer := tp.Tracer(traceScope)
 	prop := propagation.TraceContext{}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/metrics", "/healthz", "/readyz":
+			next.ServeHTTP(w, r)
+			return
+		}
 		ctx := prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := tracer.Start(ctx, "http "+r.Method, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))

@@ -122,6 +122,15 @@ func TestTracesFollowARequestAndTheStream(t *testing.T) {
 		t.Errorf("batch span timings are zero: %v", batch.Attributes)
 	}
 
+	// Scrapes and probes make no trace.
+	servertest.Call(t, base, "", "GET", "/metrics", "", 200)
+	servertest.Call(t, base, "", "GET", "/healthz", "", 200)
+	for _, s := range exp.GetSpans() {
+		if route := attr(s.Attributes, "url.path"); route == "/metrics" || route == "/healthz" {
+			t.Errorf("span %s for %s: probes and scrapes are not traced", s.Name, route)
+		}
+	}
+
 	// The change stream: a Kafka transaction with its stages as children.
 	kt := find(spans, "cdc.kafka_transaction")
 	if kt == nil {
