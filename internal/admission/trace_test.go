@@ -58,3 +58,28 @@ func TestAdmitTracedRejection(t *testing.T) {
 		t.Errorf("rejection span status %v, want Error", spans[1].Status)
 	}
 }
+
+// BenchmarkAdmitTraced is the admission decision's cost with tracing off
+// (the nil tracer: Admit itself) and on (an SDK provider sampling every
+// span, exporting nowhere): the price of the "admission" span.
+func BenchmarkAdmitTraced(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		c := benchController(b)
+		if on {
+			name = "on"
+			c.tracer = sdktrace.NewTracerProvider().Tracer(traceScope)
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				tk, err := c.admitTraced(ctx, benchReq)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tk.Done(Success)
+			}
+		})
+	}
+}
