@@ -220,7 +220,18 @@ func dashboardExprs(t *testing.T) []exprRef {
 		if d.UID == "" || d.Title == "" {
 			t.Errorf("%s: no uid or title", f)
 		}
+		ids := map[int]bool{}
 		for _, p := range d.Panels {
+			if ids[p.ID] || p.ID == 0 || p.Type == "" || p.Title == "" {
+				t.Errorf("%s: panel %q: id %d (unique, not 0), type %q: want all set", f, p.Title, p.ID, p.Type)
+			}
+			ids[p.ID] = true
+			if g := p.GridPos; g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+				t.Errorf("%s: panel %q: gridPos %+v outside Grafana's 24 columns", f, p.Title, g)
+			}
+			if p.Type != "row" && len(p.Targets) == 0 {
+				t.Errorf("%s: panel %q has no query", f, p.Title)
+			}
 			for _, tg := range p.Targets {
 				if tg.Datasource.UID != "${datasource}" {
 					t.Errorf("%s: panel %q: datasource %q, want the ${datasource} variable", f, p.Title, tg.Datasource.UID)
@@ -261,6 +272,11 @@ type dashboard struct {
 	UID    string `json:"uid"`
 	Title  string `json:"title"`
 	Panels []struct {
+		ID      int    `json:"id"`
+		Type    string `json:"type"`
+		GridPos struct {
+			X, Y, W, H int
+		} `json:"gridPos"`
 		Title   string `json:"title"`
 		Targets []struct {
 			Expr       string `json:"expr"`

@@ -18,7 +18,9 @@ import (
 //   - "cdc.receive", one per PostgreSQL transaction it carries: from its
 //     Begin message to its Commit (receiving, decoding and encoding its
 //     changes, which are interleaved change by change; the encoding time is
-//     the attribute bulwark.cdc.encode_seconds rather than a span per row);
+//     the attribute bulwark.cdc.encode_seconds rather than a span per row;
+//     for a large transaction PostgreSQL streamed before its commit, the
+//     replay of its spill file at Stream Commit);
 //   - "cdc.kafka_commit": committing the Kafka transaction with the
 //     checkpoint;
 //   - "cdc.lsn_confirm": confirming the LSN to PostgreSQL.
