@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -169,6 +171,38 @@ func TestOffUnlessConfigured(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = tp.Shutdown(ctx) // nothing queued: nothing to send to the closed port
+}
+
+// TestNewExportsOverOTLPHTTP: a provider from New with an endpoint URL
+// posts its spans as OTLP protobuf to <endpoint>/v1/traces, and Shutdown
+// flushes what is queued.
+func TestNewExportsOverOTLPHTTP(t *testing.T) {
+	got := make(chan string, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- fmt.Sprintf("%s %s %s %d", r.Method, r.URL.Path, r.Header.Get("Content-Type"), len(body))
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer srv.Close()
+	tp, err := tracing.New(context.Background(), tracing.Config{Endpoint: srv.URL, ServiceName: "bulwark-test"})
+	if err != nil || tp == nil {
+		t.Fatalf("New: %v, %v", tp, err)
+	}
+	_, span := tp.Tracer("test").Start(context.Background(), "exported")
+	span.End()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case req := <-got:
+		if !strings.HasPrefix(req, "POST /v1/traces application/x-protobuf ") || strings.HasSuffix(req, " 0") {
+			t.Errorf("collector got %q, want a non-empty protobuf POST to /v1/traces", req)
+		}
+	default:
+		t.Fatal("nothing exported to the collector")
+	}
 }
 
 func waitSpans(t *testing.T, exp *tracetest.InMemoryExporter, done func(tracetest.SpanStubs) bool) tracetest.SpanStubs {
