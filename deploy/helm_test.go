@@ -15,9 +15,9 @@ import (
 
 // The Helm chart (helm/bulwark) is checked in two steps: its values and
 // metadata by reading them (always), and its templates by rendering them
-// with helm when a helm binary is at hand ($BULWARK_HELM or helm on the
-// PATH; `make helm-check` builds one from the Go module proxy and runs
-// this test with it, after helm lint).
+// with helm when a helm binary is at hand ($BULWARK_HELM, bin/helm or helm
+// on the PATH; `make helm-check` builds bin/helm from the Go module proxy
+// and runs this test with it, after helm lint).
 
 const chartDir = "helm/bulwark"
 
@@ -101,10 +101,13 @@ func TestHelmChartValues(t *testing.T) {
 
 func TestHelmChartRenders(t *testing.T) {
 	helm := os.Getenv("BULWARK_HELM")
+	if _, err := os.Stat("../bin/helm"); helm == "" && err == nil {
+		helm = "../bin/helm" // left by make helm-check
+	}
 	if helm == "" {
 		var err error
 		if helm, err = exec.LookPath("helm"); err != nil {
-			t.Skip("no helm binary (BULWARK_HELM or helm on the PATH): templates not rendered; `make helm-check` builds helm and runs helm lint, helm template and this test")
+			t.Skip("no helm binary (BULWARK_HELM, bin/helm or helm on the PATH): templates not rendered; `make helm-check` builds helm and runs helm lint, helm template and this test")
 		}
 	}
 	set := []string{"--set", "kafka.brokers=kafka:9092", "--set", "postgres.url=postgres://bulwark@db/bulwark",
