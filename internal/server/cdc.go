@@ -69,7 +69,11 @@ func newRelay(ctx context.Context, cfg Config, pgURL string, reg prometheus.Regi
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := relay.New(RelayConfig(cfg.CDC, cfg.DataDir, pgURL, brokers, cfg.Logger, reg))
+	rc := RelayConfig(cfg.CDC, cfg.DataDir, pgURL, brokers, cfg.Logger, reg)
+	if rc.TracerProvider == nil {
+		rc.TracerProvider = cfg.TracerProvider
+	}
+	r, err := relay.New(rc)
 	if err != nil {
 		closeBroker()
 		return nil, nil, fmt.Errorf("cdc relay: %w", err)

@@ -216,7 +216,11 @@ func (p *process) ledgerCore() {
 	if p.pipe != nil {
 		return
 	}
-	p.pipe = ledger.NewPipeline(p.pool, p.cfg.Pipeline, p.log, p.reg)
+	pc := p.cfg.Pipeline
+	if pc.TracerProvider == nil {
+		pc.TracerProvider = p.cfg.TracerProvider
+	}
+	p.pipe = ledger.NewPipeline(p.pool, pc, p.log, p.reg)
 	p.journal = ledger.NewJournal(p.pool, p.pipe, p.log)
 	// Close after everything that submits has stopped: it answers what is
 	// queued, then stops the committers.
@@ -254,7 +258,11 @@ func (p *process) addCDC() error {
 // the ledger, tenant and control routes.
 func (p *process) addAPI() error {
 	p.ledgerCore()
-	ctl, err := admission.New(p.cfg.Admission, admission.WithRegisterer(p.reg))
+	opts := []admission.Option{admission.WithRegisterer(p.reg)}
+	if p.cfg.TracerProvider != nil {
+		opts = append(opts, admission.WithTracerProvider(p.cfg.TracerProvider))
+	}
+	ctl, err := admission.New(p.cfg.Admission, opts...)
 	if err != nil {
 		return fmt.Errorf("admission: %w", err)
 	}
@@ -314,6 +322,9 @@ func (p *process) mountConsole(ops *http.ServeMux, tenants *tenant.Store, front 
 // /metrics, /healthz and /readyz. It is critical: a listen error ends the
 // process.
 func (p *process) addHTTP(h http.Handler) {
+	if p.cfg.TracerProvider != nil {
+		h = edge.Trace(p.cfg.TracerProvider, h)
+	}
 	p.add(component{name: "http", critical: true, run: func(ctx context.Context) error { return serve(ctx, p.cfg, h) }})
 }
 
