@@ -11,7 +11,7 @@ TEST_P    ?= 2
 # concurrent by design (about 70 s for the suite on 2 cores).
 TEST_FLAGS ?= -race
 
-.PHONY: run test lint vulncheck build setup vet fuzz bench-ledger bench-overload bench-cdc crash-test crash-test-stream cdc-verify-long features-chaos clean
+.PHONY: run test lint vulncheck build setup vet fuzz helm-check bench-ledger bench-overload bench-cdc crash-test crash-test-stream cdc-verify-long features-chaos clean
 
 run: setup build
 	@dir="$(DATA_DIR)"; [ -n "$$dir" ] || dir="$$(./scripts/datadir.sh)"; \
@@ -44,6 +44,15 @@ setup:
 
 fuzz: setup
 	./scripts/fuzz.sh 30s
+
+# The Helm chart: helm lint and helm template, with a helm built from the
+# Go module proxy (no other download), then the chart test with that helm.
+HELM_VERSION ?= v3.22.0
+helm-check:
+	GOBIN=$(CURDIR)/bin $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	bin/helm lint --strict deploy/helm/bulwark --set kafka.brokers=kafka:9092 --set postgres.url=postgres://db/bulwark --set adminKey.value=bwa_x
+	bin/helm template bulwark deploy/helm/bulwark --set kafka.brokers=kafka:9092 --set postgres.url=postgres://db/bulwark --set adminKey.value=bwa_x >/dev/null
+	BULWARK_HELM=$(CURDIR)/bin/helm $(GO) test -count=1 -run 'TestHelmChart' -v ./deploy/
 
 # Benchmarks are programs: they print a table and write JSON, comparing the
 # commit pipeline against the naive baseline measured in the same run.

@@ -166,6 +166,10 @@ func backoff(attempt int) time.Duration {
 
 // attempt sends r once.
 func (c *Client) attempt(ctx context.Context, r *request, body []byte, out any) (answer, error) {
+	claims, _, err := c.claimsOf(ctx)
+	if err != nil {
+		return answer{}, fmt.Errorf("bulwark: %s %s: %w", r.method, r.path, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.timeout)
 	defer cancel()
 	u := c.base + r.path
@@ -187,6 +191,12 @@ func (c *Client) attempt(ctx context.Context, r *request, body []byte, out any) 
 	}
 	if r.async {
 		req.Header.Set("Prefer", "respond-async")
+	}
+	if claims.Source != "" {
+		req.Header.Set(SourceHeader, claims.Source)
+	}
+	if claims.Traffic != "" {
+		req.Header.Set(TrafficHeader, claims.Traffic)
 	}
 	resp, err := c.cfg.hc.Do(req)
 	if err != nil {

@@ -137,6 +137,12 @@ var (
 	ErrFieldTypeMismatch error = &sentinel{code: "field_type_mismatch", status: 400}
 	// ErrInvalidEvent is invalid_event (400): an event breaks a rule (id 1..200 bytes, RFC 3339 time from 1970 to 2199, at most 64 fields named ^[a-z_][a-z0-9_]{0,62}$, values strings of at most 1024 bytes, integers within ±(2^128-1) or booleans; 1..1000 events per batch); pointer names the value.
 	ErrInvalidEvent error = &sentinel{code: "invalid_event", status: 400}
+	// ErrConsoleSessionRequired is console_session_required (401): console routes (/console/api/…): no console session cookie, or an expired or signed-out session; sign in again with the admin key.
+	ErrConsoleSessionRequired error = &sentinel{code: "console_session_required", status: 401}
+	// ErrCSRFTokenInvalid is csrf_token_invalid (403): a console change (POST, PATCH, DELETE under /console/api/) without the session's X-CSRF-Token header, with a wrong one, or from another origin; nothing was changed.
+	ErrCSRFTokenInvalid error = &sentinel{code: "csrf_token_invalid", status: 403}
+	// ErrReasonRequired is reason_required (422): a console change of settings or presets without a reason (the audit trail records why); nothing was changed.
+	ErrReasonRequired error = &sentinel{code: "reason_required", status: 422}
 )
 
 // sentinels lists every sentinel, in the server's table order.
@@ -206,4 +212,7 @@ var sentinels = []error{
 	ErrUnknownField,
 	ErrFieldTypeMismatch,
 	ErrInvalidEvent,
+	ErrConsoleSessionRequired,
+	ErrCSRFTokenInvalid,
+	ErrReasonRequired,
 }

@@ -11,11 +11,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/bulwark-ledger/bulwark/client"
 	"github.com/bulwark-ledger/bulwark/internal/pgtest"
 	"github.com/bulwark-ledger/bulwark/internal/server"
+	"github.com/bulwark-ledger/bulwark/internal/server/servertest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -26,30 +26,9 @@ const adminKey = "bwa_test_admin_key"
 // fresh database and returns its base URL.
 func startServer(t *testing.T) string {
 	t.Helper()
-	url := pgtest.NewDB(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	cfg := server.Config{Addr: "127.0.0.1:0", PostgresURL: url, AdminKey: adminKey,
+	return servertest.Start(t, server.Config{PostgresURL: pgtest.NewDB(t), AdminKey: adminKey,
 		Roles:   []string{server.RoleAPI, server.RoleWorkers},
-		DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Ready: func(a string) { ready <- a }}
-	go func() { done <- server.Run(ctx, cfg) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("server: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("server did not start")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server shutdown: %v", err)
-		}
-	})
-	return "http://" + addr
+		DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
 // newClient returns a client; t.Cleanup closes it.

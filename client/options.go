@@ -50,6 +50,7 @@ type config struct {
 	linger      time.Duration
 	inFlight    int
 	batchingSet int // how many of WithBatching/WithoutBatching were given
+	claims      Claims
 	errs        []error
 }
 

@@ -22,8 +22,9 @@ func NoBatch() CallOption { return func(c *callConfig) { c.noBatch = true } }
 // returns it. With automatic batching (the default), concurrent calls
 // from many goroutines are coalesced into batch requests, each caller
 // receiving its own transaction or error; a grouped Tx (Group set), a
-// NoBatch call and a client made WithoutBatching send the transaction
-// alone. It blocks until the answer, ctx's end or the retry bounds.
+// NoBatch call, a call whose ContextWithClaims differ from the client's
+// and a client made WithoutBatching send the transaction alone. It
+// blocks until the answer, ctx's end or the retry bounds.
 //
 // An invalid Tx is refused before anything is sent, with the server's
 // code. On an error that is not an *Error (transport failure, ctx ended),
@@ -40,7 +41,11 @@ func (c *Client) Transfer(ctx context.Context, tx Tx, opts ...CallOption) (*Tran
 	if err := validateTx(&tx); err != nil {
 		return nil, err
 	}
-	if c.batcher != nil && !cc.noBatch && tx.Group == "" {
+	_, ownClass, err := c.claimsOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.batcher != nil && !cc.noBatch && !ownClass && tx.Group == "" {
 		return c.batcher.submit(ctx, &tx)
 	}
 	var out Transaction

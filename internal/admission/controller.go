@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Controller decides, per request, whether to admit it. Safe for concurrent
@@ -22,6 +24,7 @@ type Controller struct {
 	burst    *burst // nil when BurstLimit is 0
 	quotas   *quotas
 	m        *metrics
+	tracer   trace.Tracer // nil: tracing off
 
 	collapseDelayNs int64
 }
@@ -51,6 +54,9 @@ func New(cfg Config, opts ...Option) (*Controller, error) {
 		return nil, err
 	}
 	c.m = m
+	if o.tp != nil {
+		c.tracer = o.tp.Tracer(traceScope)
+	}
 	return c, nil
 }
 

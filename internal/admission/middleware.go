@@ -36,7 +36,7 @@ const (
 func (c *Controller) Middleware(classify func(*http.Request) Request, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := classify(r)
-		t, err := c.Admit(req)
+		t, err := c.admitTraced(r.Context(), req)
 		if err != nil {
 			if req.StaleOK && errors.Is(err, ErrOverloaded) {
 				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), rejectionKey{}, err)))

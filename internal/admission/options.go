@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Option configures New and NewReads with what is not tuning: the clock
@@ -13,6 +14,7 @@ type Option func(*options)
 type options struct {
 	now func() time.Time
 	reg prometheus.Registerer
+	tp  trace.TracerProvider
 }
 
 // WithClock replaces time.Now, so that tests control time. The clock must
@@ -26,6 +28,13 @@ func WithClock(now func() time.Time) Option {
 // controllers in one process (tests, benchmarks) would collide.
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(o *options) { o.reg = reg }
+}
+
+// WithTracerProvider makes Middleware trace each decision as a span
+// "admission", a child of the request's span (see internal/tracing).
+// Without it Middleware does no tracing work.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tp = tp }
 }
 
 func buildOptions(opts []Option) options {

@@ -3,14 +3,13 @@ package cli
 import (
 	"fmt"
 	"io"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwark-ledger/bulwark/client"
 	"github.com/bulwark-ledger/bulwark/internal/control"
 )
 
@@ -58,9 +57,13 @@ func newControlKeysCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out struct {
-				Keys []control.KeyDoc `json:"keys"`
+				Keys []client.SettingKey `json:"keys"`
 			}
-			if err := f.api.call(cmd.Context(), "GET", "/v1/admin/settings/keys", nil, &out); err != nil {
+			err := f.api.withClient(func(c *client.Client) (err error) {
+				out.Keys, err = c.SettingKeys(cmd.Context())
+				return err
+			})
+			if err != nil {
 				return err
 			}
 			if f.json {
@@ -88,12 +91,16 @@ func newControlGetCmd() *cobra.Command {
 		Use:   "get --tenant ID [KEY...]",
 		Short: "Show a tenant's effective settings and where each comes from",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out control.TenantSettings
-			if err := f.api.call(cmd.Context(), "GET", controlSettingsPath(f.tenant), nil, &out); err != nil {
+			var out *client.TenantSettings
+			err := f.api.withClient(func(c *client.Client) (err error) {
+				out, err = c.Settings(cmd.Context(), f.tenant)
+				return err
+			})
+			if err != nil {
 				return err
 			}
 			if len(args) > 0 {
-				byKey := make(map[string]control.Setting, len(out.Settings))
+				byKey := make(map[string]client.Setting, len(out.Settings))
 				for _, s := range out.Settings {
 					byKey[s.Key] = s
 				}
@@ -136,7 +143,7 @@ func newControlSetCmd() *cobra.Command {
   bulwark control set --tenant '*' quota.crawler.requests_per_sec=20 quota.crawler.burst=20`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			set := make(map[string]string, len(args))
+			set := make(map[string]any, len(args))
 			for _, a := range args {
 				k, v, err := control.ParseAssignment(a)
 				if err != nil {
@@ -147,8 +154,9 @@ func newControlSetCmd() *cobra.Command {
 				}
 				set[k] = v
 			}
-			in := map[string]any{"set": set, "reason": f.reason, "operator": f.operator}
-			return controlChange(cmd, &f, "PATCH", controlSettingsPath(f.tenant), in)
+			return controlChange(cmd, &f, func(c *client.Client) (*client.SettingsChange, error) {
+				return c.ChangeSettings(cmd.Context(), f.tenant, client.SettingsPatch{Set: set, Reason: f.reason, Operator: f.operator})
+			})
 		},
 	}
 	f.add(cmd, true, true)
@@ -162,8 +170,9 @@ func newControlUnsetCmd() *cobra.Command {
 		Short: "Remove overrides so that the global value or the default applies again",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in := map[string]any{"unset": args, "reason": f.reason, "operator": f.operator}
-			return controlChange(cmd, &f, "PATCH", controlSettingsPath(f.tenant), in)
+			return controlChange(cmd, &f, func(c *client.Client) (*client.SettingsChange, error) {
+				return c.ChangeSettings(cmd.Context(), f.tenant, client.SettingsPatch{Unset: args, Reason: f.reason, Operator: f.operator})
+			})
 		},
 	}
 	f.add(cmd, true, true)
@@ -182,21 +191,14 @@ func newControlHistoryCmd() *cobra.Command {
 		Short: "Show the audit trail of changes, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := url.Values{}
-			if f.tenant != "" {
-				q.Set("tenant", f.tenant)
-			}
-			if key != "" {
-				q.Set("key", key)
-			}
-			q.Set("limit", strconv.Itoa(limit))
-			if before > 0 {
-				q.Set("before", strconv.FormatInt(before, 10))
-			}
 			var out struct {
-				Entries []control.AuditEntry `json:"entries"`
+				Entries []client.AuditEntry `json:"entries"`
 			}
-			if err := f.api.call(cmd.Context(), "GET", "/v1/admin/settings/history?"+q.Encode(), nil, &out); err != nil {
+			err := f.api.withClient(func(c *client.Client) (err error) {
+				out.Entries, err = c.SettingHistory(cmd.Context(), client.HistoryQuery{Tenant: f.tenant, Key: key, Limit: limit, Before: before})
+				return err
+			})
+			if err != nil {
 				return err
 			}
 			if f.json {
@@ -223,9 +225,13 @@ func newControlPresetCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out struct {
-				Presets []control.Preset `json:"presets"`
+				Presets []client.Preset `json:"presets"`
 			}
-			if err := lf.api.call(cmd.Context(), "GET", "/v1/admin/presets", nil, &out); err != nil {
+			err := lf.api.withClient(func(c *client.Client) (err error) {
+				out.Presets, err = c.Presets(cmd.Context())
+				return err
+			})
+			if err != nil {
 				return err
 			}
 			if lf.json {
@@ -258,8 +264,13 @@ func newControlPresetActionCmd(action string) *cobra.Command {
 		Example: fmt.Sprintf("  bulwark control preset %s surge --tenant acme --reason \"incident 42\"", action),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in := map[string]any{"tenant": f.tenant, "reason": f.reason, "operator": f.operator}
-			return controlChange(cmd, &f, "POST", "/v1/admin/presets/"+url.PathEscape(args[0])+"/"+action, in)
+			r := client.PresetRequest{Tenant: f.tenant, Reason: f.reason, Operator: f.operator}
+			return controlChange(cmd, &f, func(c *client.Client) (*client.SettingsChange, error) {
+				if action == "revert" {
+					return c.RevertPreset(cmd.Context(), args[0], r)
+				}
+				return c.ApplyPreset(cmd.Context(), args[0], r)
+			})
 		},
 	}
 	f.add(cmd, true, true)
@@ -267,9 +278,13 @@ func newControlPresetActionCmd(action string) *cobra.Command {
 }
 
 // controlChange sends a change and prints what it changed.
-func controlChange(cmd *cobra.Command, f *controlFlags, method, path string, in any) error {
-	var out control.Result
-	if err := f.api.call(cmd.Context(), method, path, in, &out); err != nil {
+func controlChange(cmd *cobra.Command, f *controlFlags, send func(*client.Client) (*client.SettingsChange, error)) error {
+	var out *client.SettingsChange
+	err := f.api.withClient(func(c *client.Client) (err error) {
+		out, err = send(c)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	if f.json {
@@ -285,7 +300,7 @@ func controlChange(cmd *cobra.Command, f *controlFlags, method, path string, in 
 	return nil
 }
 
-func controlPrintAudit(w io.Writer, entries []control.AuditEntry, long bool) {
+func controlPrintAudit(w io.Writer, entries []client.AuditEntry, long bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if long {
 		fmt.Fprintln(tw, "ID\tVERSION\tAT\tTENANT\tKEY\tOLD\tNEW\tWHO\tPRESET\tREASON")
@@ -301,18 +316,11 @@ func controlPrintAudit(w io.Writer, entries []control.AuditEntry, long bool) {
 		if e.Operator != "" {
 			who += " (" + e.Operator + ")"
 		}
-		preset := "-"
-		if e.Preset != nil {
-			preset = *e.Preset
-		}
+		preset := controlOrDash(e.Preset)
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Version, e.At.Format("2006-01-02T15:04:05Z07:00"),
 			e.Tenant, e.Key, controlValueOrUnset(e.OldValue), controlValueOrUnset(e.NewValue), who, preset, controlOrDash(e.Reason))
 	}
 	_ = tw.Flush()
-}
-
-func controlSettingsPath(tenant string) string {
-	return "/v1/admin/settings/tenants/" + url.PathEscape(tenant)
 }
 
 func controlValueOrUnset(p *string) string {

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -26,7 +27,9 @@ func newControlServer(t *testing.T) (*httptest.Server, *control.Store) {
 	s := control.NewStore(pool, control.NewRegistry())
 	mux := http.NewServeMux()
 	control.NewAPI(s, nil).Register(mux)
-	srv := httptest.NewServer(tenant.NewStore(pool, controlAdminKey).Middleware(mux))
+	ts := tenant.NewStore(pool, controlAdminKey)
+	ts.Register(mux)
+	srv := httptest.NewServer(ts.Middleware(mux))
 	t.Cleanup(srv.Close)
 	return srv, s
 }
@@ -80,5 +83,44 @@ func TestControlCommands(t *testing.T) {
 	root.SetArgs([]string{"control", "set", "--tenant", "acme", "quota.burst=lots", "--server", srv.URL, "--key", controlAdminKey})
 	if err := root.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "invalid_setting_value") {
 		t.Errorf("bad value error = %v", err)
+	}
+}
+
+// TestTenantCommands creates a tenant and a key and revokes it through the
+// CLI (which speaks through the client package); errors keep their codes.
+func TestTenantCommands(t *testing.T) {
+	srv, _ := newControlServer(t)
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		root := cli.Root()
+		root.SetOut(&out)
+		root.SetArgs(append(args, "--server", srv.URL, "--key", controlAdminKey))
+		err := root.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	out, err := run("tenant", "create", "initech", "--name", "Initech")
+	if err != nil || !strings.Contains(out, `"id": "initech"`) {
+		t.Fatalf("tenant create: %v\n%s", err, out)
+	}
+	if _, err := run("tenant", "create", "initech"); err == nil || !strings.Contains(err.Error(), "tenant_exists") {
+		t.Fatalf("second create: want tenant_exists, got %v", err)
+	}
+	out, err = run("apikey", "create", "--tenant", "initech", "--traffic-types", "batch")
+	if err != nil {
+		t.Fatalf("apikey create: %v", err)
+	}
+	var key struct {
+		ID           string   `json:"id"`
+		Key          string   `json:"key"`
+		TrafficTypes []string `json:"traffic_types"`
+	}
+	if err := json.Unmarshal([]byte(out), &key); err != nil || key.Key == "" || len(key.TrafficTypes) != 1 {
+		t.Fatalf("apikey create printed %q (%v)", out, err)
+	}
+	if _, err := run("apikey", "revoke", key.ID, "--tenant", "initech"); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	if _, err := run("apikey", "revoke", key.ID, "--tenant", "globex"); err == nil {
+		t.Fatal("revoked another tenant's key id")
 	}
 }

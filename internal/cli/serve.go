@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -11,11 +12,13 @@ import (
 
 	"github.com/bulwark-ledger/bulwark/internal/broker"
 	"github.com/bulwark-ledger/bulwark/internal/server"
+	"github.com/bulwark-ledger/bulwark/internal/tracing"
 )
 
 func newServeCmd() *cobra.Command {
 	var cfg server.Config
 	var roles, logLevel, kafka string
+	var tcfg tracing.Config
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run Bulwark (every role in one process by default)",
@@ -36,7 +39,25 @@ The admin key is read from --admin-key, BULWARK_ADMIN_KEY, or <data-dir>/admin.k
 			}
 			cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			tuneGC()
-			return server.Run(cmd.Context(), cfg)
+			tcfg.Roles = cfg.Roles
+			tp, err := tracing.New(cmd.Context(), tcfg)
+			if err != nil {
+				return err
+			}
+			if tp == nil {
+				return server.Run(cmd.Context(), cfg)
+			}
+			cfg.TracerProvider = tp
+			cfg.Logger.Info("tracing on: spans exported over OTLP/HTTP", "sample_ratio", tcfg.SampleRatio)
+			runErr := server.Run(cmd.Context(), cfg)
+			// Flush what is queued after every traced component stopped,
+			// bounded so that a gone collector cannot hold up the exit.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				cfg.Logger.Warn("tracing: flush on shutdown", "err", err)
+			}
+			return runErr
 		},
 	}
 	f := cmd.Flags()
@@ -48,6 +69,9 @@ The admin key is read from --admin-key, BULWARK_ADMIN_KEY, or <data-dir>/admin.k
 	f.StringVar(&kafka, "kafka", os.Getenv("BULWARK_KAFKA_BROKERS"), "Kafka seed brokers host:port,… (env BULWARK_KAFKA_BROKERS); empty = embedded broker under --data-dir/kafka")
 	f.StringVar(&cfg.CDC.Slot, "cdc-slot", "", "replication slot of the change stream (default bulwark_cdc)")
 	f.StringVar(&cfg.CDC.TopicPrefix, "cdc-topic-prefix", "", "topic prefix of the change stream (default bulwark.cdc.)")
+	f.StringVar(&tcfg.Endpoint, "otlp-endpoint", "", "OpenTelemetry collector for traces, OTLP/HTTP URL (http://host:4318) or host:port (HTTPS); empty = env "+
+		tracing.EndpointEnv+", else tracing off")
+	f.Float64Var(&tcfg.SampleRatio, "trace-sample-ratio", 0, "share of traces kept, in (0, 1] (0 = 1: all)")
 	f.StringVar(&logLevel, "log-level", envOr("BULWARK_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	f.Int32Var(&cfg.MaxConns, "max-conns", 32, "PostgreSQL pool size")
 	f.IntVar(&cfg.Pipeline.MaxBatchTransactions, "batch-max", 0, "max transactions per commit batch (0 = 8190)")

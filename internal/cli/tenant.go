@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/bulwark-ledger/bulwark/client"
 )
 
 func newTenantCmd() *cobra.Command {
@@ -15,11 +17,13 @@ func newTenantCmd() *cobra.Command {
 		Short: "Create a tenant",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out any
-			if err := api.call(cmd.Context(), "POST", "/v1/admin/tenants", map[string]string{"id": args[0], "name": name}, &out); err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), out)
+			return api.withClient(func(c *client.Client) error {
+				out, err := c.CreateTenant(cmd.Context(), args[0], name)
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd.OutOrStdout(), out)
+			})
 		},
 	}
 	api.add(create)
@@ -36,12 +40,14 @@ func newAPIKeyCmd() *cobra.Command {
 		Use:   "create --tenant ID",
 		Short: "Create an API key for a tenant; the key is printed once",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body := map[string][]string{"sources": splitList(sources), "traffic_types": splitList(traffic)}
-			var out any
-			if err := api.call(cmd.Context(), "POST", "/v1/admin/tenants/"+tenantID+"/api-keys", body, &out); err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), out)
+			in := client.KeyInput{Sources: splitList(sources), TrafficTypes: splitList(traffic)}
+			return api.withClient(func(c *client.Client) error {
+				out, err := c.CreateKey(cmd.Context(), tenantID, in)
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd.OutOrStdout(), out)
+			})
 		},
 	}
 	api.add(create)
@@ -55,7 +61,9 @@ func newAPIKeyCmd() *cobra.Command {
 		Short: "Revoke an API key",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return api.call(cmd.Context(), "DELETE", "/v1/admin/tenants/"+revokeTenant+"/api-keys/"+args[0], nil, nil)
+			return api.withClient(func(c *client.Client) error {
+				return c.RevokeKey(cmd.Context(), revokeTenant, args[0])
+			})
 		},
 	}
 	api.add(revoke)

@@ -118,6 +118,14 @@ func NewWatcher(pool *pgxpool.Pool, reg *Registry, log *slog.Logger, promReg pro
 			Help:    "Time from a change's commit (database clock) to its application here.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
 	}
+	// Every label value exists from the start, so that alerts and panels
+	// read 0 rather than nothing before the first event.
+	for _, op := range []string{"poll", "listen"} {
+		w.m.errors.WithLabelValues(op)
+	}
+	for _, t := range []string{"notify", "poll", "sync"} {
+		w.m.reloads.WithLabelValues(t)
+	}
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "bulwark_control_staleness_seconds",
 		Help: "Seconds since the settings store was last checked successfully."},
 		func() float64 { return w.Staleness().Seconds() })

@@ -71,8 +71,11 @@ func (e *Edge) Handler(ops *http.ServeMux, routes Routes, reg prometheus.Registe
 		problem.Send(w, problem.CodeNotFound, "no route "+r.Method+" "+r.URL.Path)
 	})
 	// auth → admission → routes: admission needs the principal, and shed
-	// requests never reach a handler.
-	ops.Handle("/", routes.Tenants.Middleware(e.ctl.Middleware(e.classify, capturePattern(app))))
+	// requests never reach a handler. The route pattern is captured first,
+	// so that a request refused by auth or shed by admission is counted
+	// under its route (the payments availability objective counts shed
+	// payments), not under "/".
+	ops.Handle("/", capturePattern(app, routes.Tenants.Middleware(e.ctl.Middleware(e.classify, app))))
 	return Instrument(reg, e.log, ops)
 }
 
@@ -108,6 +111,7 @@ func Instrument(reg prometheus.Registerer, log *slog.Logger, next http.Handler) 
 			}
 			reqs.WithLabelValues(r.Method, route, strconv.Itoa(sw.status)).Inc()
 			dur.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			traceRequest(r, route, sw.status)
 		}()
 		next.ServeHTTP(sw, r)
 	})
@@ -133,13 +137,14 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 
 type patternKey struct{}
 
-// capturePattern records the inner mux's matched pattern for instrument,
-// which sits outside the auth middleware's request copy.
-func capturePattern(mux *http.ServeMux) http.Handler {
+// capturePattern records the pattern mux would match for instrument, then
+// calls next (which ends in mux). The lookup is pure: it does not run the
+// route's handler.
+func capturePattern(mux *http.ServeMux, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p, ok := r.Context().Value(patternKey{}).(*string); ok {
 			_, *p = mux.Handler(r)
 		}
-		mux.ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
 	})
 }

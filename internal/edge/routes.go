@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -49,6 +50,25 @@ func routeOf(r *http.Request) string {
 	default:
 		return RouteAccounts
 	}
+}
+
+// RouteClass names the route of a mux pattern as it is recorded in the
+// "route" label of bulwark_http_requests_total ("POST /v1/transactions")
+// with the route names admission uses, or "ops" for paths outside /v1/
+// (metrics, health, OpenAPI, console). The console groups request rates
+// and latencies by it.
+func RouteClass(pattern string) string {
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, path = "", pattern
+	}
+	if !strings.HasPrefix(path, "/v1/") {
+		return "ops"
+	}
+	if method == "" {
+		method = http.MethodPost // a method-less /v1/ pattern: not a read
+	}
+	return routeOf(&http.Request{Method: method, URL: &url.URL{Path: path}})
 }
 
 // staleOK marks plain account reads, which can be answered from a stale

@@ -22,10 +22,13 @@ const maxBatchAttempts = 8
 // batch on transient conflicts. Results are written into the requests. Its
 // lock order and round trips are described in doc.go; a change to either
 // changes that note.
-func applyBatch(ctx context.Context, pool *pgxpool.Pool, reqs []*request, naive bool) error {
+func applyBatch(ctx context.Context, pool *pgxpool.Pool, reqs []*request, naive bool, timing *batchTiming) error {
 	var err error
 	for attempt := 1; attempt <= maxBatchAttempts; attempt++ {
-		err = applyAttempt(ctx, pool, reqs, naive)
+		if timing != nil {
+			timing.attempts++
+		}
+		err = applyAttempt(ctx, pool, reqs, naive, timing)
 		if err == nil || !retryable(err) {
 			break
 		}
@@ -37,7 +40,7 @@ func applyBatch(ctx context.Context, pool *pgxpool.Pool, reqs []*request, naive 
 	return nil
 }
 
-func applyAttempt(ctx context.Context, pool *pgxpool.Pool, reqs []*request, naive bool) error {
+func applyAttempt(ctx context.Context, pool *pgxpool.Pool, reqs []*request, naive bool, timing *batchTiming) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -49,7 +52,7 @@ func applyAttempt(ctx context.Context, pool *pgxpool.Pool, reqs []*request, naiv
 			return &oneByOne{ctx: ctx, conn: conn.Conn(), queued: b.QueuedQueries}
 		}
 	}
-	err = applyOnce(send, reqs)
+	err = applyOnce(send, reqs, timing)
 	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
 		_, _ = conn.Exec(ctx, "ROLLBACK")
 	}
@@ -95,11 +98,13 @@ func pgCode(err error) string {
 	return ""
 }
 
-func applyOnce(send func(*pgx.Batch) pgx.BatchResults, reqs []*request) error {
+func applyOnce(send func(*pgx.Batch) pgx.BatchResults, reqs []*request, timing *batchTiming) error {
 	b := newBatchState(reqs)
+	t0 := timing.now()
 	if err := b.lockAndLoad(send, reqs); err != nil {
 		return err
 	}
+	t1 := timing.now()
 	b.locked = lockedSnapshot(b.accounts) // nil unless built with bulwark_invariants
 	for _, r := range reqs {
 		if !r.journalDone {
@@ -113,10 +118,39 @@ func applyOnce(send func(*pgx.Batch) pgx.BatchResults, reqs []*request) error {
 		return err
 	}
 	batch.Queue("COMMIT")
+	t2 := timing.now()
 	if err := send(batch).Close(); err != nil {
 		return fmt.Errorf("write and commit: %w", err)
 	}
+	timing.add(t0, t1, t2)
 	return nil
+}
+
+// batchTiming is where a traced batch spends its time, summed over the
+// database transactions of its attempts and isolation halves that
+// committed. A nil *batchTiming (tracing off) reads no clock.
+type batchTiming struct {
+	lock     time.Duration // BEGIN, journal and account row locks, loads
+	apply    time.Duration // rules in memory, building the writes
+	commit   time.Duration // writes and COMMIT
+	attempts int           // database transactions tried (retries, halves)
+}
+
+func (t *batchTiming) now() time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+func (t *batchTiming) add(t0, t1, t2 time.Time) {
+	if t == nil {
+		return
+	}
+	t3 := time.Now()
+	t.lock += t1.Sub(t0)
+	t.apply += t2.Sub(t1)
+	t.commit += t3.Sub(t2)
 }
 
 // newBatchState sizes the attempt's maps and slices up front: the

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/bulwark-ledger/bulwark/internal/amount"
 )
 
@@ -33,6 +35,9 @@ type request struct {
 	journalDone bool
 	done        chan struct{}
 	err         error
+	// span is the submitter's span, set only when the pipeline traces: the
+	// batch links to it and adds its "ledger.batch" event to it.
+	span trace.Span
 }
 
 type acctKey struct{ tenant, id string }

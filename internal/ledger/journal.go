@@ -96,6 +96,7 @@ func (j *Journal) Accept(ctx context.Context, tenant string, b Batch) (JournalEn
 	if err != nil {
 		return JournalEntry{}, false, fmt.Errorf("journal: accept: %w", err)
 	}
+	j.pipe.metrics.journalAccepted.Inc()
 	select {
 	case j.wake <- struct{}{}:
 	default:
@@ -193,7 +194,9 @@ func (j *Journal) Run(ctx context.Context) error {
 }
 
 func (j *Journal) applyPending(ctx context.Context) (int, error) {
-	rows, err := j.pool.Query(ctx, `SELECT tenant_id, id::text, request FROM journal
+	// The age is computed on the database's clock, like accepted_at.
+	rows, err := j.pool.Query(ctx, `SELECT tenant_id, id::text, request,
+		extract(epoch FROM now() - accepted_at)::float8 FROM journal
 		WHERE state = 'accepted' ORDER BY accepted_at LIMIT $1`, applierClaim)
 	if err != nil {
 		return 0, err
@@ -201,14 +204,20 @@ func (j *Journal) applyPending(ctx context.Context) (int, error) {
 	type pendingReq struct {
 		tenant, id string
 		body       []byte
+		age        float64
 	}
 	reqs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (pendingReq, error) {
 		var p pendingReq
-		return p, row.Scan(&p.tenant, &p.id, &p.body)
+		return p, row.Scan(&p.tenant, &p.id, &p.body, &p.age)
 	})
 	if err != nil {
 		return 0, err
 	}
+	oldest := 0.0
+	if len(reqs) > 0 {
+		oldest = max(reqs[0].age, 0)
+	}
+	j.pipe.metrics.journalOldest.Set(oldest)
 	sem := make(chan struct{}, applierParallel)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

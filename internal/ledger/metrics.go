@@ -15,6 +15,10 @@ type pipelineMetrics struct {
 	queued       prometheus.Gauge
 	batchSize    prometheus.Histogram
 	batchSeconds prometheus.Histogram
+	// The async journal's, here so that they share the pipeline's
+	// registry (every process with the pipeline has the journal).
+	journalAccepted prometheus.Counter
+	journalOldest   prometheus.Gauge
 }
 
 func newPipelineMetrics(reg prometheus.Registerer) *pipelineMetrics {
@@ -35,9 +39,14 @@ func newPipelineMetrics(reg prometheus.Registerer) *pipelineMetrics {
 			Help: "Transactions per committed batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bulwark_ledger_batch_seconds",
 			Help: "Time to apply and commit one batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		journalAccepted: prometheus.NewCounter(prometheus.CounterOpts{Name: "bulwark_ledger_journal_accepted_total",
+			Help: "Async requests journaled (answered 202), resends of an entry excluded."}),
+		journalOldest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bulwark_ledger_journal_oldest_pending_seconds",
+			Help: "Age of the oldest journaled request not yet applied, as this process's applier (workers role) last polled; 0 when none waits."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.batches, m.transactions, m.failed, m.isolated, m.rejected, m.queued, m.batchSize, m.batchSeconds)
+		reg.MustRegister(m.batches, m.transactions, m.failed, m.isolated, m.rejected, m.queued, m.batchSize, m.batchSeconds,
+			m.journalAccepted, m.journalOldest)
 	}
 	return m
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // PipelineConfig tunes the commit pipeline.
@@ -38,6 +39,9 @@ type PipelineConfig struct {
 	// update, COMMIT) its own round trip: the textbook per-request design.
 	// It is the baseline of `bulwark bench ledger`, not a production mode.
 	Naive bool
+	// TracerProvider traces batches (see trace.go). Nil means no tracing,
+	// and no tracing work on the hot path.
+	TracerProvider trace.TracerProvider
 }
 
 func (c *PipelineConfig) ensureDefaults() {
@@ -68,6 +72,8 @@ type Pipeline struct {
 	cfg     PipelineConfig
 	log     *slog.Logger
 	metrics *pipelineMetrics
+	tracer  trace.Tracer  // nil: tracing off
+	batches atomic.Uint64 // batch ids of traced batches
 
 	queue  chan *request
 	queued atomic.Int64 // transactions submitted and not yet answered
@@ -82,6 +88,9 @@ func NewPipeline(pool *pgxpool.Pool, cfg PipelineConfig, log *slog.Logger, reg p
 	cfg.ensureDefaults()
 	p := &Pipeline{pool: pool, cfg: cfg, log: log, metrics: newPipelineMetrics(reg),
 		queue: make(chan *request, queueSlots)}
+	if cfg.TracerProvider != nil {
+		p.tracer = cfg.TracerProvider.Tracer(traceScope)
+	}
 	if !cfg.Naive {
 		for range cfg.Committers {
 			p.wg.Add(1)
@@ -103,6 +112,9 @@ func (p *Pipeline) Submit(ctx context.Context, tenant string, b Batch) ([]Result
 		return nil, reject(CodeInvalid, "a batch needs at least one transaction")
 	}
 	r := newRequest(tenant, b)
+	if p.tracer != nil {
+		r.span = trace.SpanFromContext(ctx)
+	}
 	n := int64(len(r.items))
 	if q := p.queued.Add(n); q > int64(p.cfg.MaxQueuedTransactions) {
 		p.queued.Add(-n)
@@ -160,7 +172,7 @@ func (p *Pipeline) applyNow(ctx context.Context, r *request) ([]Result, error) {
 	// One database transaction per transfer (unless a group needs them
 	// together), each statement its own round trip: the textbook design.
 	for _, part := range splitForNaive(r) {
-		if err := applyBatch(ctx, p.pool, []*request{part}, true); err != nil {
+		if err := applyBatch(ctx, p.pool, []*request{part}, true, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -253,8 +265,13 @@ const commitTimeout = 30 * time.Second
 func (p *Pipeline) commit(batch []*request) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	p.applyIsolating(ctx, batch)
+	var bt *batchTrace
+	if p.tracer != nil {
+		ctx, bt = p.startBatchTrace(ctx, batch)
+	}
+	p.applyIsolating(ctx, batch, bt.timing())
 	cancel()
+	bt.end(batch) // before the requests are answered: their spans are still open
 	committed, n := 0, 0
 	var firstErr error
 	for _, r := range batch {
@@ -283,8 +300,8 @@ func (p *Pipeline) commit(batch []*request) {
 // here; this is defence in depth. A bad request costs its batch about
 // 2·log2(requests) extra database transactions, all under the batch's
 // commitTimeout.
-func (p *Pipeline) applyIsolating(ctx context.Context, batch []*request) {
-	err := applyBatch(ctx, p.pool, batch, false)
+func (p *Pipeline) applyIsolating(ctx context.Context, batch []*request, timing *batchTiming) {
+	err := applyBatch(ctx, p.pool, batch, false, timing)
 	if err == nil || !dataError(err) {
 		for _, r := range batch {
 			r.err = err
@@ -299,8 +316,8 @@ func (p *Pipeline) applyIsolating(ctx context.Context, batch []*request) {
 		return
 	}
 	mid := len(batch) / 2
-	p.applyIsolating(ctx, batch[:mid])
-	p.applyIsolating(ctx, batch[mid:])
+	p.applyIsolating(ctx, batch[:mid], timing)
+	p.applyIsolating(ctx, batch[mid:], timing)
 }
 
 // Close stops accepting requests, commits everything queued, and waits.

@@ -76,6 +76,9 @@ const (
 	CodeUnknownField            = "unknown_field"
 	CodeFieldTypeMismatch       = "field_type_mismatch"
 	CodeInvalidEvent            = "invalid_event"
+	CodeConsoleSessionRequired  = "console_session_required"
+	CodeCSRFTokenInvalid        = "csrf_token_invalid"
+	CodeReasonRequired          = "reason_required"
 )
 
 // Def is one problem code.
@@ -153,6 +156,9 @@ var defs = []Def{
 	{CodeUnknownField, http.StatusBadRequest, "a feature definition names a field its source does not have (ledger: account, asset, amount, side, effect, transaction; events: names matching ^[a-z_][a-z0-9_]{0,62}$)."},
 	{CodeFieldTypeMismatch, http.StatusBadRequest, "a feature definition uses a field with a value of the wrong type (sum or avg of a text field, a filter comparing an integer field with a string)."},
 	{CodeInvalidEvent, http.StatusBadRequest, "an event breaks a rule (id 1..200 bytes, RFC 3339 time from 1970 to 2199, at most 64 fields named ^[a-z_][a-z0-9_]{0,62}$, values strings of at most 1024 bytes, integers within ±(2^128-1) or booleans; 1..1000 events per batch); pointer names the value."},
+	{CodeConsoleSessionRequired, http.StatusUnauthorized, "console routes (/console/api/…): no console session cookie, or an expired or signed-out session; sign in again with the admin key."},
+	{CodeCSRFTokenInvalid, http.StatusForbidden, "a console change (POST, PATCH, DELETE under /console/api/) without the session's X-CSRF-Token header, with a wrong one, or from another origin; nothing was changed."},
+	{CodeReasonRequired, http.StatusUnprocessableEntity, "a console change of settings or presets without a reason (the audit trail records why); nothing was changed."},
 }
 
 var byCode = func() map[string]Def {

@@ -16,9 +16,6 @@ import (
 	"github.com/bulwark-ledger/bulwark/client"
 )
 
-// trafficHeader is the claim admission reads (docs/admission.md).
-const trafficHeader = "Bulwark-Traffic"
-
 // accountAsset of the run's accounts; payments move 1 minor unit.
 const accountAsset = "LOAD"
 
@@ -67,9 +64,9 @@ func open(ctx context.Context, cfg *Config) (*target, error) {
 		if t.load[traffic] != nil {
 			continue
 		}
-		hc := &http.Client{Transport: claim{base: t.hc.Transport, traffic: traffic}}
 		for _, key := range keys {
-			c, err := client.New(cfg.URL, key, client.WithHTTPClient(hc), client.WithoutBatching(),
+			c, err := client.New(cfg.URL, key, client.WithHTTPClient(t.hc), client.WithoutBatching(),
+				client.WithClaims(client.Claims{Traffic: traffic}),
 				client.WithRetry(1, time.Second), client.WithTimeout(cfg.RequestTimeout))
 			if err != nil {
 				return nil, errors.Join(badInput("%v", err), t.close(ctx))
@@ -201,18 +198,4 @@ func (t *target) close(ctx context.Context) error {
 		t.hc.CloseIdleConnections()
 	}
 	return err
-}
-
-// claim sets the class's Bulwark-Traffic claim on every request.
-type claim struct {
-	base    http.RoundTripper
-	traffic string
-}
-
-func (c claim) RoundTrip(r *http.Request) (*http.Response, error) {
-	if c.traffic != "" {
-		r = r.Clone(r.Context())
-		r.Header.Set(trafficHeader, c.traffic)
-	}
-	return c.base.RoundTrip(r)
 }

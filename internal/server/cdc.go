@@ -65,7 +65,11 @@ func RelayConfig(rc relay.Config, dataDir, pgURL string, brokers []string, log *
 
 // newRelay builds the change stream relay of the cdc role.
 func newRelay(cfg Config, brokers []string, pgURL string, reg prometheus.Registerer) (*relay.Relay, error) {
-	r, err := relay.New(RelayConfig(cfg.CDC, cfg.DataDir, pgURL, brokers, cfg.Logger, reg))
+	rc := RelayConfig(cfg.CDC, cfg.DataDir, pgURL, brokers, cfg.Logger, reg)
+	if rc.TracerProvider == nil {
+		rc.TracerProvider = cfg.TracerProvider
+	}
+	r, err := relay.New(rc)
 	if err != nil {
 		return nil, fmt.Errorf("cdc relay: %w", err)
 	}

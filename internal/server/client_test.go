@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/bulwark-ledger/bulwark/internal/pgtest"
 	"github.com/bulwark-ledger/bulwark/internal/server"
+	"github.com/bulwark-ledger/bulwark/internal/server/servertest"
 )
 
 const adminKey = "bwa_test_admin_key"
@@ -96,31 +96,12 @@ func startServerIn(t *testing.T, dataDir string, roles ...string) (*client, stri
 func startServerWith(t *testing.T, dataDir string, adjust func(*server.Config), roles ...string) (*client, string) {
 	t.Helper()
 	url := pgtest.NewDB(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	cfg := server.Config{Addr: "127.0.0.1:0", PostgresURL: url, AdminKey: adminKey,
-		Roles:   roles,
-		DataDir: dataDir, Logger: quietLogger(), Ready: func(a string) { ready <- a }}
+	cfg := server.Config{PostgresURL: url, AdminKey: adminKey, Roles: roles, DataDir: dataDir, Logger: quietLogger()}
 	if adjust != nil {
 		adjust(&cfg)
 	}
-	go func() { done <- server.Run(ctx, cfg) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("server: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("server did not start")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server shutdown: %v", err)
-		}
-	})
-	return &client{base: "http://" + addr, key: adminKey, http: &http.Client{Timeout: 30 * time.Second}}, url
+	base := servertest.Start(t, cfg)
+	return &client{base: base, key: adminKey, http: &http.Client{Timeout: 30 * time.Second}}, url
 }
 
 // newTenant creates a tenant and returns a client with its key.

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bulwark-ledger/bulwark/internal/admission"
+	"github.com/bulwark-ledger/bulwark/internal/console"
 	"github.com/bulwark-ledger/bulwark/internal/control"
 	"github.com/bulwark-ledger/bulwark/internal/edge"
 	"github.com/bulwark-ledger/bulwark/internal/features"
@@ -221,7 +222,11 @@ func (p *process) ledgerCore() {
 	if p.pipe != nil {
 		return
 	}
-	p.pipe = ledger.NewPipeline(p.pool, p.cfg.Pipeline, p.log, p.reg)
+	pc := p.cfg.Pipeline
+	if pc.TracerProvider == nil {
+		pc.TracerProvider = p.cfg.TracerProvider
+	}
+	p.pipe = ledger.NewPipeline(p.pool, pc, p.log, p.reg)
 	p.journal = ledger.NewJournal(p.pool, p.pipe, p.log)
 	// Close after everything that submits has stopped: it answers what is
 	// queued, then stops the committers.
@@ -263,7 +268,11 @@ func (p *process) addCDC() error {
 // the ledger, tenant and control routes.
 func (p *process) addAPI() error {
 	p.ledgerCore()
-	ctl, err := admission.New(p.cfg.Admission, admission.WithRegisterer(p.reg))
+	opts := []admission.Option{admission.WithRegisterer(p.reg)}
+	if p.cfg.TracerProvider != nil {
+		opts = append(opts, admission.WithTracerProvider(p.cfg.TracerProvider))
+	}
+	ctl, err := admission.New(p.cfg.Admission, opts...)
 	if err != nil {
 		return fmt.Errorf("admission: %w", err)
 	}
@@ -292,10 +301,35 @@ func (p *process) addAPI() error {
 		cancelOnChange()
 		return err
 	}
-	h := front.Handler(edge.Ops(p.reg, p.pool.Ping), edge.Routes{Tenants: tenant.NewStore(p.pool, p.cfg.AdminKey),
+	tenants := tenant.NewStore(p.pool, p.cfg.AdminKey)
+	ops := edge.Ops(p.reg, p.pool.Ping)
+	var h http.Handler
+	if err := p.mountConsole(ops, tenants, func() http.Handler { return h }); err != nil {
+		cancelOnChange()
+		return err
+	}
+	h = front.Handler(ops, edge.Routes{Tenants: tenants,
 		Ledger: api, Control: control.NewAPI(control.NewStore(p.pool, p.creg), p.log), Features: feat.API()}, p.reg)
 	p.addHTTP(h)
 	p.comps[len(p.comps)-1].close = cancelOnChange
+	return nil
+}
+
+// mountConsole serves the operator console under /console on ops, outside
+// the API key middleware (it authenticates by its own session). Its
+// settings calls go through the front door that front returns once built.
+func (p *process) mountConsole(ops *http.ServeMux, tenants *tenant.Store, front func() http.Handler) error {
+	con, err := console.New(console.Config{
+		Authenticate: tenants.Authenticate,
+		API:          http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { front().ServeHTTP(w, r) }),
+		Gatherer:     p.reg, Snapshot: p.watcher.Current, Registry: p.creg, Tenants: tenants.List,
+		RouteClass: edge.RouteClass, Log: p.log,
+	})
+	if err != nil {
+		return err
+	}
+	ops.Handle("/console/", con)
+	ops.Handle("GET /console", http.RedirectHandler("/console/", http.StatusFound))
 	return nil
 }
 
@@ -303,6 +337,9 @@ func (p *process) addAPI() error {
 // /metrics, /healthz and /readyz. It is critical: a listen error ends the
 // process.
 func (p *process) addHTTP(h http.Handler) {
+	if p.cfg.TracerProvider != nil {
+		h = edge.Trace(p.cfg.TracerProvider, h)
+	}
 	p.add(component{name: "http", critical: true, run: func(ctx context.Context) error { return serve(ctx, p.cfg, h) }})
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bulwark-ledger/bulwark/internal/admission"
 	"github.com/bulwark-ledger/bulwark/internal/cdc/relay"
@@ -78,6 +79,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Ready, when set, receives the bound HTTP address once serving.
 	Ready func(addr string)
+	// TracerProvider traces requests, admission, ledger batches and the
+	// change stream (see internal/tracing). Nil means no tracing. The
+	// caller owns it: shut it down after Run returns.
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) ensureDefaults() error {

@@ -89,6 +89,20 @@ func (s *Store) CreateTenant(ctx context.Context, id, name string) error {
 	return err
 }
 
+// List returns up to limit tenant ids in id order (the console's task
+// table lists the tenants it shows rates for).
+func (s *Store) List(ctx context.Context, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, "SELECT id FROM tenants ORDER BY id LIMIT $1", limit)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	return ids, nil
+}
+
 // KeyOptions are what a new key may claim at the edge.
 type KeyOptions struct {
 	Sources      []string

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bulwark-ledger/bulwark/internal/cdc/repl"
 )
@@ -71,6 +72,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the relay's metrics. Nil means not registered.
 	Registerer prometheus.Registerer
+	// TracerProvider traces each Kafka transaction and its stages (see
+	// trace.go). Nil means no tracing, and no tracing work.
+	TracerProvider trace.TracerProvider
 	// KafkaOpts are extra client options (SASL, TLS, …) for every Kafka
 	// client the relay creates.
 	KafkaOpts []kgo.Opt

@@ -45,10 +45,11 @@ func (r *Relay) heartbeats(ctx context.Context) error {
 			continue
 		}
 		r.m.heartbeats.Inc()
-		var behind *int64
+		var behind, retained *int64
 		var status *string
-		err := conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8, wal_status
-			FROM pg_replication_slots WHERE slot_name = $1`, r.cfg.Slot).Scan(&behind, &status)
+		err := conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8,
+			(pg_current_wal_lsn() - restart_lsn)::int8, wal_status
+			FROM pg_replication_slots WHERE slot_name = $1`, r.cfg.Slot).Scan(&behind, &retained, &status)
 		if err != nil {
 			r.cfg.Logger.Warn("cdc lag query", "err", err)
 			continue
@@ -58,6 +59,9 @@ func (r *Relay) heartbeats(ctx context.Context) error {
 		}
 		if behind != nil {
 			r.m.walBytesBehind.Set(float64(*behind))
+		}
+		if retained != nil {
+			r.m.slotRetained.Set(float64(*retained))
 		}
 	}
 }

@@ -10,6 +10,7 @@ type metrics struct {
 	heartbeats      prometheus.Counter
 	snapshotRows    prometheus.Counter
 	walBytesBehind  prometheus.Gauge
+	slotRetained    prometheus.Gauge
 	secondsBehind   prometheus.Gauge
 	lastCommit      prometheus.Gauge
 	openStreams     prometheus.Gauge
@@ -40,6 +41,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		walBytesBehind: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bulwark_cdc_wal_bytes_behind", Help: "WAL bytes between the server's current position and the slot's confirmed position.",
 		}),
+		slotRetained: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bulwark_cdc_slot_retained_wal_bytes", Help: "WAL bytes the slot makes the server keep (current position minus the slot's restart position): disk the server cannot recycle.",
+		}),
 		secondsBehind: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bulwark_cdc_seconds_behind", Help: "Seconds between the commit of the last relayed transaction and its Kafka commit.",
 		}),
@@ -55,7 +59,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.kafkaTxns, m.kafkaTxnRecords, m.restarts, m.heartbeats, m.snapshotRows,
-			m.walBytesBehind, m.secondsBehind, m.lastCommit, m.openStreams, m.skipped)
+			m.walBytesBehind, m.slotRetained, m.secondsBehind, m.lastCommit, m.openStreams, m.skipped)
 	}
+	// Both results exist from the start, so that an alert's error ratio
+	// reads 0 rather than nothing before the first error.
+	m.kafkaTxns.WithLabelValues("commit")
+	m.kafkaTxns.WithLabelValues("error")
 	return m
 }

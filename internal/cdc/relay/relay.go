@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bulwark-ledger/bulwark/internal/cdc/pgoutput"
 	"github.com/bulwark-ledger/bulwark/internal/cdc/repl"
@@ -51,8 +52,9 @@ func pgCode(err error) string {
 
 // Relay streams one slot's changes into Kafka exactly once.
 type Relay struct {
-	cfg Config
-	m   *metrics
+	cfg    Config
+	m      *metrics
+	tracer trace.Tracer // nil: tracing off
 }
 
 // New validates cfg and returns a Relay; nothing is started.
@@ -61,7 +63,11 @@ func New(cfg Config) (*Relay, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Relay{cfg: cfg, m: newMetrics(cfg.Registerer)}, nil
+	r := &Relay{cfg: cfg, m: newMetrics(cfg.Registerer)}
+	if cfg.TracerProvider != nil {
+		r.tracer = cfg.TracerProvider.Tracer(traceScope)
+	}
+	return r, nil
 }
 
 // Run relays until ctx is done, then commits what it holds, confirms it to

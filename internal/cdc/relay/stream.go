@@ -35,6 +35,8 @@ type session struct {
 	completeEnd, acked, received pgoutput.LSN
 	lastCommitTime               time.Time
 
+	tr txnTracing // spans of the open Kafka transaction (trace.go)
+
 	dec     *pgoutput.Decoder
 	tables  map[uint32]*table
 	txn     *txnState
@@ -163,6 +165,7 @@ func (s *session) message(ctx context.Context, st *repl.Stream, m pgoutput.Messa
 	switch m := m.(type) {
 	case *pgoutput.Begin:
 		s.txn = &txnState{commitLSN: m.FinalLSN, xid: m.Xid, commitTime: m.CommitTime}
+		s.traceBegin()
 	case *pgoutput.Commit:
 		if s.txn == nil {
 			return errors.New("relay: Commit without Begin")
@@ -236,6 +239,7 @@ func (s *session) streamCommit(ctx context.Context, st *repl.Stream, m *pgoutput
 	delete(s.streams, m.Xid)
 	s.r.m.openStreams.Set(float64(len(s.streams)))
 	s.txn = &txnState{commitLSN: m.CommitLSN, xid: m.Xid, commitTime: m.CommitTime}
+	s.traceBegin()
 	if ok {
 		defer sp.remove()
 		err := sp.replay(func(c *change) error {
@@ -287,7 +291,9 @@ func (s *session) produce(ctx context.Context, topic string, key []byte, ev *Eve
 	if err != nil {
 		return err
 	}
+	began := s.traceEncodeStart()
 	val := appendEvent(make([]byte, 0, 256+len(ev.Before)+len(ev.After)), ev)
+	s.traceEncoded(ctx, began)
 	if ev.Op == OpTruncate {
 		for p := range n {
 			if err := s.sink.add(ctx, &kgo.Record{Topic: topic, Partition: p, Value: val}); err != nil {
@@ -302,6 +308,7 @@ func (s *session) produce(ctx context.Context, topic string, key []byte, ev *Eve
 func (s *session) endTxn(ctx context.Context, st *repl.Stream, end pgoutput.LSN) error {
 	t := s.txn
 	s.txn = nil
+	s.traceEndTxn(t)
 	s.progress.LSN, s.progress.Pos, s.progress.Complete, s.progress.EndLSN = t.commitLSN, t.pos, true, end
 	s.completeEnd = end
 	s.lastCommitTime = t.commitTime
@@ -322,17 +329,25 @@ func (s *session) commit(ctx context.Context, st *repl.Stream) error {
 		return nil
 	}
 	records := s.sink.records
+	done := s.traceStage(ctx, "cdc.kafka_commit")
 	if err := s.sink.commit(ctx, &s.progress); err != nil {
 		s.r.m.kafkaTxns.WithLabelValues("error").Inc()
+		done(err)
+		s.traceKafkaEnd(records, err)
 		return err
 	}
+	done(nil)
 	s.r.m.kafkaTxns.WithLabelValues("commit").Inc()
 	s.r.m.kafkaTxnRecords.Observe(float64(records))
 	if !s.lastCommitTime.IsZero() {
 		s.r.m.lastCommit.Set(float64(s.lastCommitTime.UnixNano()) / 1e9)
 		s.r.m.secondsBehind.Set(time.Since(s.lastCommitTime).Seconds())
 	}
-	return s.ack(st, s.completeEnd)
+	done = s.traceStage(ctx, "cdc.lsn_confirm")
+	err := s.ack(st, s.completeEnd)
+	done(err)
+	s.traceKafkaEnd(records, err)
+	return err
 }
 
 func (s *session) ack(st *repl.Stream, lsn pgoutput.LSN) error {
