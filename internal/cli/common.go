@@ -97,8 +97,6 @@ func (f *apiFlags) withClient(fn func(c *client.Client) error) error {
 // call sends a JSON request and decodes a JSON answer into out (when
 // non-nil), for routes the client package has no typed call for. A
 // problem+json answer becomes an error carrying its code and detail.
-//
-//nolint:unused // kept for the feature and export commands being merged; removed if none uses it.
 func (f *apiFlags) call(ctx context.Context, method, path string, in, out any) error {
 	key, err := f.apiKey()
 	if err != nil {
