@@ -44,7 +44,7 @@ The admin key is read from --admin-key, BULWARK_ADMIN_KEY, or <data-dir>/admin.k
 	f.StringVar(&cfg.DataDir, "data-dir", envOr("BULWARK_DATA_DIR", ".bulwark"), "data directory of the embedded defaults (env BULWARK_DATA_DIR)")
 	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("BULWARK_POSTGRES_URL"), "external PostgreSQL URL (env BULWARK_POSTGRES_URL); empty = embedded")
 	f.StringVar(&cfg.AdminKey, "admin-key", os.Getenv("BULWARK_ADMIN_KEY"), "admin API key (env BULWARK_ADMIN_KEY); empty = <data-dir>/admin.key")
-	f.StringVar(&roles, "roles", os.Getenv("BULWARK_ROLES"), "comma-separated roles: api,workers,cdc (env BULWARK_ROLES); empty = all")
+	f.StringVar(&roles, "roles", os.Getenv("BULWARK_ROLES"), "comma-separated roles: api,workers,cdc,exports (env BULWARK_ROLES); empty = all")
 	f.StringVar(&kafka, "kafka", os.Getenv("BULWARK_KAFKA_BROKERS"), "Kafka seed brokers host:port,… (env BULWARK_KAFKA_BROKERS); empty = embedded broker under --data-dir/kafka")
 	f.StringVar(&cfg.CDC.Slot, "cdc-slot", "", "replication slot of the change stream (default bulwark_cdc)")
 	f.StringVar(&cfg.CDC.TopicPrefix, "cdc-topic-prefix", "", "topic prefix of the change stream (default bulwark.cdc.)")

@@ -12,6 +12,7 @@ const (
 	RouteAccounts = "accounts" // account creation
 	RouteReads    = "reads"    // every GET
 	RouteAdmin    = "admin"    // admin API
+	RouteExports  = "exports"  // export jobs and downloads: background work
 )
 
 // DefaultRules apply when the control plane's admission.rules is empty.
@@ -26,6 +27,7 @@ route payments 100
 route admin 100
 route accounts 60
 route reads 30
+route exports 10
 route * 20
 traffic batch -20
 traffic crawler -60
@@ -36,6 +38,10 @@ func routeOf(r *http.Request) string {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/v1/admin/"):
 		return RouteAdmin
+	case r.URL.Path == "/v1/exports" || strings.HasPrefix(r.URL.Path, "/v1/exports/"):
+		// Background work: under overload it is shed before reads and
+		// payments (weight 10 < reads 30 < payments 100).
+		return RouteExports
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
 		return RouteReads
 	case strings.HasPrefix(r.URL.Path, "/v1/transactions"):

@@ -66,6 +66,13 @@ const (
 	CodePresetNotApplied        = "preset_not_applied"
 	CodeTooManyOverrides        = "too_many_overrides"
 	CodeControlStoreUnavailable = "control_store_unavailable"
+	CodeExportNotFound          = "export_not_found"
+	CodeExportFinished          = "export_finished"
+	CodeTooManyExports          = "too_many_exports"
+	CodeExportNotReady          = "export_not_ready"
+	CodeExportExpired           = "export_expired"
+	CodeDownloadLinkInvalid     = "download_link_invalid"
+	CodeDownloadLinkExpired     = "download_link_expired"
 )
 
 // Def is one problem code.
@@ -133,6 +140,13 @@ var defs = []Def{
 	{CodePresetNotApplied, http.StatusConflict, "revert of a preset that is not applied to the tenant."},
 	{CodeTooManyOverrides, http.StatusConflict, "the store holds 100,000 overrides; the change would add more."},
 	{CodeControlStoreUnavailable, http.StatusServiceUnavailable, "the settings store (PostgreSQL) is unreachable; nothing was changed; no Retry-After."},
+	{CodeExportNotFound, http.StatusNotFound, "no such export for this tenant (also a malformed export id)."},
+	{CodeExportFinished, http.StatusConflict, "cancel of an export that has finished (succeeded, failed, cancelled or expired); state names it."},
+	{CodeTooManyExports, http.StatusTooManyRequests, "the tenant has exports.max_in_flight exports queued or running; nothing was queued; Retry-After."},
+	{CodeExportNotReady, http.StatusConflict, "download of an export that has not succeeded (queued, running, failed or cancelled); state names it."},
+	{CodeExportExpired, http.StatusGone, "download of an export whose file retention removed (exports.retention_hours)."},
+	{CodeDownloadLinkInvalid, http.StatusForbidden, "the download link is malformed, tampered with, or not this tenant's: read the export's status for a fresh link."},
+	{CodeDownloadLinkExpired, http.StatusGone, "the download link's validity (exports.link_ttl_seconds) is over: read the export's status for a fresh link."},
 }
 
 var byCode = func() map[string]Def {

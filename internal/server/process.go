@@ -41,6 +41,7 @@ const (
 	RoleAPI     = "api"
 	RoleWorkers = "workers"
 	RoleCDC     = "cdc"
+	RoleExports = "exports"
 )
 
 // role is one entry of the role table.
@@ -52,6 +53,7 @@ type role struct {
 // roles is the role table, in the order roles are assembled.
 var roles = []role{
 	{RoleWorkers, (*process).addWorkers},
+	{RoleExports, (*process).addExports},
 	{RoleCDC, (*process).addCDC},
 	{RoleAPI, (*process).addAPI},
 }
@@ -275,10 +277,16 @@ func (p *process) addAPI() error {
 		cancelOnChange()
 		return err
 	}
+	exports, err := p.exportAPI()
+	if err != nil {
+		cancelOnChange()
+		return err
+	}
 	api := &ledger.API{Store: ledger.NewStore(p.pool), Pipe: p.pipe, Journal: p.journal, Log: p.log,
 		AccountReads: edge.AccountReads(reads)}
 	h := front.Handler(edge.Ops(p.reg, p.pool.Ping), edge.Routes{Tenants: tenant.NewStore(p.pool, p.cfg.AdminKey),
-		Ledger: api, Control: control.NewAPI(control.NewStore(p.pool, p.creg), p.log)}, p.reg)
+		Ledger: api, Control: control.NewAPI(control.NewStore(p.pool, p.creg), p.log),
+		Exports: exports}, p.reg)
 	p.addHTTP(h)
 	p.comps[len(p.comps)-1].close = cancelOnChange
 	return nil
