@@ -67,7 +67,7 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, tenant string, accounts, txs 
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	defer func() { _ = tx.Rollback(ctx) }() // after Commit it is a no-op
 	for i, s := range stmts {
 		if _, err := tx.Exec(ctx, s.sql, s.args...); err != nil {
 			return fmt.Errorf("seed step %d: %w", i, err)
