@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -20,10 +21,17 @@ func TestMain(m *testing.M) {
 	if url := os.Getenv("BULWARK_TEST_CHILD_POSTGRES"); url != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
+		roles, dataDir := []string{server.RoleAPI, server.RoleWorkers}, os.TempDir()
+		if v := os.Getenv("BULWARK_TEST_CHILD_ROLES"); v != "" {
+			roles = strings.Split(v, ",")
+		}
+		if v := os.Getenv("BULWARK_TEST_CHILD_DATA_DIR"); v != "" {
+			dataDir = v
+		}
 		err := server.Run(ctx, server.Config{
 			Addr: os.Getenv("BULWARK_TEST_CHILD_ADDR"), PostgresURL: url,
-			Roles:    []string{server.RoleAPI, server.RoleWorkers},
-			AdminKey: os.Getenv("BULWARK_TEST_CHILD_ADMIN_KEY"), DataDir: os.TempDir(),
+			Roles:    roles,
+			AdminKey: os.Getenv("BULWARK_TEST_CHILD_ADMIN_KEY"), DataDir: dataDir,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 		if err != nil {
