@@ -27,6 +27,7 @@ func Root() *cobra.Command {
 		newPGCmd(),
 		newBenchCmd(),
 		newLoadCmd(),
+		newExportCmd(),
 	)
 	return root
 }
