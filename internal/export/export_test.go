@@ -195,35 +195,11 @@ func (e *env) copyCSV(j *Job) []byte {
 		e.t.Fatal(err)
 	}
 	defer conn.Release()
-	var args []string
-	for _, a := range CopyArgs(j) {
-		args = append(args, literal(a))
-	}
 	var buf bytes.Buffer
-	// COPY takes no parameters: the arguments are substituted as literals.
-	q := CopySQL(j)
-	for i := len(args); i >= 1; i-- {
-		q = strings.ReplaceAll(q, fmt.Sprintf("$%d", i), args[i-1])
-	}
-	if _, err := conn.Conn().PgConn().CopyTo(context.Background(), &buf, "COPY ("+q+") TO STDOUT (FORMAT csv, HEADER)"); err != nil {
+	if _, err := conn.Conn().PgConn().CopyTo(context.Background(), &buf, CopyStatement(j)); err != nil {
 		e.t.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-func literal(a any) string {
-	switch v := a.(type) {
-	case string:
-		return "'" + strings.ReplaceAll(v, "'", "''") + "'"
-	case *string:
-		if v == nil {
-			return "NULL"
-		}
-		return literal(*v)
-	case time.Time:
-		return "'" + v.UTC().Format(time.RFC3339Nano) + "'::timestamptz"
-	}
-	panic(fmt.Sprintf("literal of %T", a))
 }
 
 // sqlRows reads the job's rows by direct SQL at its cut-off, as text.

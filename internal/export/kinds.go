@@ -3,6 +3,7 @@ package export
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Column is one column of an export: its name, its type as the manifest
@@ -158,6 +159,33 @@ func (k *kind) chunkArgs(j *Job, key []string, limit int) []any {
 func CopySQL(j *Job) string {
 	k := kinds[j.Request.Kind]
 	return fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s", k.selectList(), k.from, k.where, k.order)
+}
+
+// CopyStatement is `COPY (CopySQL(j)) TO STDOUT (FORMAT csv, HEADER)` with
+// its arguments as literals (COPY takes no parameters): what it writes is
+// the job's uncompressed CSV file, byte for byte.
+func CopyStatement(j *Job) string {
+	q := CopySQL(j)
+	args := CopyArgs(j)
+	for i := len(args); i >= 1; i-- { // $10 before $1
+		q = strings.ReplaceAll(q, fmt.Sprintf("$%d", i), literal(args[i-1]))
+	}
+	return "COPY (" + q + ") TO STDOUT (FORMAT csv, HEADER)"
+}
+
+func literal(a any) string {
+	switch v := a.(type) {
+	case string:
+		return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+	case *string:
+		if v == nil {
+			return "NULL::text"
+		}
+		return literal(*v)
+	case time.Time:
+		return "'" + v.UTC().Format(time.RFC3339Nano) + "'::timestamptz"
+	}
+	panic(fmt.Sprintf("export: no literal for %T", a))
 }
 
 // CopyArgs are the arguments of CopySQL(j).
