@@ -55,6 +55,9 @@ The admin key is read from --admin-key, BULWARK_ADMIN_KEY, or <data-dir>/admin.k
 	f.IntVar(&cfg.Pipeline.Committers, "committers", 0, "batches in flight at once (0 = 2)")
 	f.BoolVar(&cfg.Pipeline.Naive, "naive", false, "benchmark baseline: one database transaction per request, no batching")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", 20*time.Second, "graceful shutdown bound for in-flight HTTP requests")
+	f.StringVar(&cfg.Exports.Dir, "export-dir", os.Getenv("BULWARK_EXPORT_DIR"), "directory of export files, shared by the api and exports roles (env BULWARK_EXPORT_DIR); empty = <data-dir>/exports")
+	f.IntVar(&cfg.Exports.NormalWorkers, "export-workers", 0, "workers of the normal export queue (0 = 2)")
+	f.IntVar(&cfg.Exports.HugeWorkers, "export-huge-workers", 0, "workers of the huge export queue (0 = 2)")
 	return cmd
 }
 

@@ -40,14 +40,15 @@ func (r *Runner) export(ctx context.Context, pool *pgxpool.Pool, j *Job, worker 
 	enc := newEncoder(j.Request.Format, k.columns)
 	q := k.chunkSQL(len(k.chunkArgs(j, key, 0)) - 1)
 	c := &chunker{k: k, enc: enc, fl: fl}
+	// Reads are counted before they are made: the first of this attempt
+	// here, each next one by the checkpoint before it (one statement per
+	// chunk, not two). A count is an upper bound on the reads.
+	if _, err := pool.Exec(ctx, countReadSQL, j.Tenant, j.ID, j.ChunksDone); err != nil {
+		return fmt.Errorf("count chunk read: %w", err)
+	}
 	for {
 		if err := r.waitToken(ctx, j); err != nil {
 			return err
-		}
-		if _, err := pool.Exec(ctx, `INSERT INTO export_chunk_reads VALUES ($1, $2, $3, 1)
-			ON CONFLICT (tenant_id, job_id, chunk) DO UPDATE SET reads = export_chunk_reads.reads + 1`,
-			j.Tenant, j.ID, j.ChunksDone); err != nil {
-			return fmt.Errorf("count chunk read: %w", err)
 		}
 		start := time.Now()
 		n, next, err := c.read(ctx, pool, q, k.chunkArgs(j, key, j.ChunkRows), j.ChunksDone == 0)
@@ -60,9 +61,7 @@ func (r *Runner) export(ctx context.Context, pool *pgxpool.Pool, j *Job, worker 
 			key = next
 		}
 		j.LastKey, j.HashState = key, fl.hashState()
-		if err := owned(ctx, pool, j, worker, `chunks_done = $4, rows_written = $5, file_offset = $6, last_key = $7,
-				hash_state = $8, lease_until = greatest(lease_until, now() + $9::interval)`,
-			j.ChunksDone, j.RowsWritten, j.FileOffset, key, j.HashState, r.cfg.Lease.String()); err != nil {
+		if err := r.checkpoint(ctx, pool, j, worker, n == j.ChunkRows); err != nil {
 			return fmt.Errorf("checkpoint chunk %d: %w", j.ChunksDone-1, err)
 		}
 		r.m.chunk(j.Queue, n, wrote, time.Since(start))
@@ -76,6 +75,32 @@ func (r *Runner) export(ctx context.Context, pool *pgxpool.Pool, j *Job, worker 
 	j.SHA256 = fl.sum()
 	return owned(ctx, pool, j, worker, `state = 'succeeded', finished_at = now(), claimed_by = NULL, lease_until = NULL,
 		sha256 = $4, error = NULL`, j.SHA256)
+}
+
+const countReadSQL = `INSERT INTO export_chunk_reads VALUES ($1, $2, $3, 1)
+	ON CONFLICT (tenant_id, job_id, chunk) DO UPDATE SET reads = export_chunk_reads.reads + 1`
+
+// checkpoint records j's progress if this worker still holds it (else
+// errLost) and, when more chunks follow, counts the read of the next one.
+func (r *Runner) checkpoint(ctx context.Context, pool *pgxpool.Pool, j *Job, worker string, more bool) error {
+	var n int
+	err := pool.QueryRow(ctx, `WITH cp AS (
+			UPDATE export_jobs SET chunks_done = $4, rows_written = $5, file_offset = $6, last_key = $7,
+				hash_state = $8, lease_until = greatest(lease_until, now() + $9::interval)
+			WHERE tenant_id = $1 AND id = $2 AND claimed_by = $3 AND state = 'running' RETURNING tenant_id, id),
+		counted AS (
+			INSERT INTO export_chunk_reads SELECT tenant_id, id, $4, 1 FROM cp WHERE $10::bool
+			ON CONFLICT (tenant_id, job_id, chunk) DO UPDATE SET reads = export_chunk_reads.reads + 1)
+		SELECT count(*) FROM cp`,
+		j.Tenant, j.ID, worker, j.ChunksDone, j.RowsWritten, j.FileOffset, j.LastKey, j.HashState,
+		r.cfg.Lease.String(), more).Scan(&n)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return errLost
+	}
+	return nil
 }
 
 // chunker reads chunks into the file, reusing its buffers.
