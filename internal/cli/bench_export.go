@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,29 +31,11 @@ Targets: CSV ≥ 80% of COPY, RSS ≤ 64 MB, both p99s within 1.5× of alone.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			tuneGC() // as serve does
-			dir, err := pgserver.TempDir("bulwark-bench-export-")
+			dir, url, cleanup, err := benchDatabase(ctx, "bulwark-bench-export-", postgres, "bulwark_bench_export")
 			if err != nil {
 				return err
 			}
-			defer os.RemoveAll(dir)
-			base := postgres
-			if base == "" {
-				c, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(dir, "pg")})
-				if err != nil {
-					return err
-				}
-				defer func() {
-					if err := c.Stop(); err != nil {
-						fmt.Fprintln(os.Stderr, "bench export: stop the scratch cluster:", err)
-					}
-				}()
-				base = c.URL("postgres")
-			}
-			url, drop, err := scratchDatabase(ctx, base, "bulwark_bench_export")
-			if err != nil {
-				return err
-			}
-			defer drop()
+			defer cleanup()
 			cfg.PostgresURL, cfg.Dir = url, filepath.Join(dir, "exports")
 			rep, err := exportbench.Run(ctx, cfg, cmd.OutOrStdout())
 			if err != nil {
@@ -73,4 +56,43 @@ Targets: CSV ≥ 80% of COPY, RSS ≤ 64 MB, both p99s within 1.5× of alone.`,
 	f.StringVar(&postgres, "postgres", os.Getenv("BULWARK_POSTGRES_URL"), "superuser URL of an existing server (env BULWARK_POSTGRES_URL); empty = a private temporary cluster")
 	f.StringVar(&jsonPath, "json", "", "write results as JSON to this file")
 	return cmd
+}
+
+// benchDatabase gives a benchmark a scratch directory and a fresh database
+// name on the server at postgres, or on a private cluster started in the
+// scratch directory when postgres is empty. cleanup drops the database,
+// stops the cluster and removes the directory.
+func benchDatabase(ctx context.Context, prefix, postgres, name string) (dir, url string, cleanup func(), err error) {
+	dir, err = pgserver.TempDir(prefix)
+	if err != nil {
+		return "", "", nil, err
+	}
+	var undo []func()
+	cleanup = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	undo = append(undo, func() { os.RemoveAll(dir) })
+	base := postgres
+	if base == "" {
+		c, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(dir, "pg")})
+		if err != nil {
+			cleanup()
+			return "", "", nil, err
+		}
+		undo = append(undo, func() {
+			if err := c.Stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "bench: stop the scratch cluster:", err)
+			}
+		})
+		base = c.URL("postgres")
+	}
+	url, drop, err := scratchDatabase(ctx, base, name)
+	if err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	undo = append(undo, drop)
+	return dir, url, cleanup, nil
 }

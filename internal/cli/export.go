@@ -27,11 +27,17 @@ func (f *exportFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.key, "key", os.Getenv("BULWARK_API_KEY"), "tenant API key (env BULWARK_API_KEY)")
 }
 
-func (f *exportFlags) client() (*client.Client, error) {
+// run calls fn with a client of the server, closed afterwards.
+func (f *exportFlags) run(fn func(c *client.Client) error) error {
 	if f.key == "" {
-		return nil, errors.New("exports belong to a tenant: pass --key or set BULWARK_API_KEY to a tenant API key")
+		return errors.New("exports belong to a tenant: pass --key or set BULWARK_API_KEY to a tenant API key")
 	}
-	return client.New(f.server, f.key, client.WithoutBatching())
+	c, err := client.New(f.server, f.key, client.WithoutBatching())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c)
 }
 
 func newExportCmd() *cobra.Command {
@@ -62,20 +68,17 @@ func newExportCreateCmd() *cobra.Command {
 				}
 				*t.dst = &v
 			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			e, err := c.CreateExport(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			if !wait {
-				return printJSON(cmd.OutOrStdout(), e)
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "export %s queued (%s queue, ~%d rows)\n", e.ID, e.Queue, e.RowsEstimated)
-			return follow(cmd.Context(), c, e.ID, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return f.run(func(c *client.Client) error {
+				e, err := c.CreateExport(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				if !wait {
+					return printJSON(cmd.OutOrStdout(), e)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "export %s queued (%s queue, ~%d rows)\n", e.ID, e.Queue, e.RowsEstimated)
+				return follow(cmd.Context(), c, e.ID, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			})
 		},
 	}
 	f.add(cmd)
@@ -109,19 +112,16 @@ func newExportStatusCmd() *cobra.Command {
 		Short: "Show an export's state, progress and manifest",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if followIt {
-				return follow(cmd.Context(), c, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
-			}
-			e, err := c.Export(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), e)
+			return f.run(func(c *client.Client) error {
+				if followIt {
+					return follow(cmd.Context(), c, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
+				}
+				e, err := c.Export(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd.OutOrStdout(), e)
+			})
 		},
 	}
 	f.add(cmd)
@@ -197,22 +197,19 @@ func newExportListCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List the tenant's newest exports",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			list, err := c.Exports(cmd.Context(), limit)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%-36s  %-12s  %-5s  %-9s  %12s  %6s  %s\n", "ID", "KIND", "FMT", "STATE", "ROWS", "%", "CREATED")
-			for _, e := range list {
-				fmt.Fprintf(w, "%-36s  %-12s  %-5s  %-9s  %12d  %6.1f  %s\n", e.ID, e.Kind, e.Format, e.State,
-					e.RowsWritten, e.ProgressPercent, e.CreatedAt.UTC().Format(time.RFC3339))
-			}
-			return nil
+			return f.run(func(c *client.Client) error {
+				list, err := c.Exports(cmd.Context(), limit)
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "%-36s  %-12s  %-5s  %-9s  %12s  %6s  %s\n", "ID", "KIND", "FMT", "STATE", "ROWS", "%", "CREATED")
+				for _, e := range list {
+					fmt.Fprintf(w, "%-36s  %-12s  %-5s  %-9s  %12d  %6.1f  %s\n", e.ID, e.Kind, e.Format, e.State,
+						e.RowsWritten, e.ProgressPercent, e.CreatedAt.UTC().Format(time.RFC3339))
+				}
+				return nil
+			})
 		},
 	}
 	f.add(cmd)
@@ -227,16 +224,13 @@ func newExportCancelCmd() *cobra.Command {
 		Short: "Cancel a queued or running export",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			e, err := c.CancelExport(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), e)
+			return f.run(func(c *client.Client) error {
+				e, err := c.CancelExport(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd.OutOrStdout(), e)
+			})
 		},
 	}
 	f.add(cmd)
@@ -251,36 +245,33 @@ func newExportDownloadCmd() *cobra.Command {
 		Short: "Download a succeeded export (resumes a partial FILE; checks the SHA-256)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			e, err := c.Export(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if e.Manifest == nil {
-				return fmt.Errorf("export %s is %s: nothing to download", e.ID, e.State)
-			}
-			if out == "" {
-				out = e.Manifest.FileName
-			}
-			errOut := cmd.ErrOrStderr()
-			tty := isTerminal(errOut)
-			progress := func(done, total int64) {
-				if tty {
-					fmt.Fprintf(errOut, "\r\033[K%d/%d bytes", done, total)
+			return f.run(func(c *client.Client) error {
+				e, err := c.Export(cmd.Context(), args[0])
+				if err != nil {
+					return err
 				}
-			}
-			if err := c.DownloadExport(cmd.Context(), e, out, progress); err != nil {
-				return err
-			}
-			if tty {
-				fmt.Fprintln(errOut)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d rows, %d bytes, sha256 %s\n", out, e.Manifest.Rows, e.Manifest.Bytes, e.Manifest.SHA256)
-			return nil
+				if e.Manifest == nil {
+					return fmt.Errorf("export %s is %s: nothing to download", e.ID, e.State)
+				}
+				if out == "" {
+					out = e.Manifest.FileName
+				}
+				errOut := cmd.ErrOrStderr()
+				tty := isTerminal(errOut)
+				progress := func(done, total int64) {
+					if tty {
+						fmt.Fprintf(errOut, "\r\033[K%d/%d bytes", done, total)
+					}
+				}
+				if err := c.DownloadExport(cmd.Context(), e, out, progress); err != nil {
+					return err
+				}
+				if tty {
+					fmt.Fprintln(errOut)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d rows, %d bytes, sha256 %s\n", out, e.Manifest.Rows, e.Manifest.Bytes, e.Manifest.SHA256)
+				return nil
+			})
 		},
 	}
 	f.add(cmd)
