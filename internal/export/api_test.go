@@ -102,6 +102,7 @@ func decodeStatus(t *testing.T, ans answer) Status {
 
 // TestBadInput: every bad request gets its problem and changes nothing.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	a := newAPIEnv(t)
 	ctx := context.Background()
 	for _, tn := range []string{"acme", "other"} {
@@ -177,6 +178,7 @@ func TestBadInput(t *testing.T) {
 // TestDownload: status with manifest, download with Content-Length,
 // ETag and Range, link checks, cancel of a finished export.
 func TestDownload(t *testing.T) {
+	t.Parallel()
 	a := newAPIEnv(t)
 	if err := exporttest.Seed(context.Background(), a.pool, "acme", 5, 300); err != nil {
 		t.Fatal(err)

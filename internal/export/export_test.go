@@ -292,6 +292,7 @@ func (e *env) checkValue(row int, col Column, got json.RawMessage, want *string)
 // and compares with direct SQL at the same cut-off: CSV byte for byte
 // with COPY, JSONL value by value. A write after the cut-off is absent.
 func TestExportsMatchSQL(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	if err := exporttest.Seed(ctx, e.pool, "acme", 23, 1700); err != nil {

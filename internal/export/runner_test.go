@@ -18,6 +18,7 @@ import (
 // is byte-identical to an uninterrupted export, and only the chunk the
 // stop fell before is counted twice (its read was counted, not made).
 func TestResumeFromCheckpoint(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	if err := exporttest.Seed(context.Background(), e.pool, "acme", 11, 2600); err != nil {
 		t.Fatal(err)
@@ -87,6 +88,7 @@ func TestResumeFromCheckpoint(t *testing.T) {
 // TestAttemptCap: a job that fails every attempt fails for good after
 // MaxAttempts, with the reason.
 func TestAttemptCap(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	if err := exporttest.Seed(context.Background(), e.pool, "acme", 3, 10); err != nil {
 		t.Fatal(err)
@@ -107,6 +109,7 @@ func TestAttemptCap(t *testing.T) {
 // their lease, within the per-tenant cap) while a normal export runs to
 // the end; raising the rate resumes them; a cancel stops a paused one.
 func TestHugeIsolation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	for _, tn := range []string{"big", "small"} {

@@ -34,10 +34,11 @@ func (r *Runner) expire(ctx context.Context) error {
 	hours := r.settings.Float(control.GlobalTenant, control.KeyExportRetentionHours)
 	keep := time.Duration(hours * float64(time.Hour))
 	rows, err := r.pools[QueueNormal].Query(ctx, `UPDATE export_jobs j SET
-			state = CASE WHEN state = 'succeeded' THEN 'expired' ELSE state END, file_offset = 0
+			state = CASE WHEN state = 'succeeded' THEN 'expired' ELSE state END,
+			file_offset = CASE WHEN state = 'succeeded' THEN file_offset ELSE 0 END
 		FROM (SELECT tenant_id, id FROM export_jobs
 			WHERE (state = 'succeeded' AND finished_at < now() - $1::interval)
-				OR (state IN ('cancelled', 'failed') AND file_offset > 0)
+				OR (state IN ('cancelled', 'failed') AND file_offset > 0 AND finished_at < now() - interval '1 minute')
 			LIMIT $2 FOR UPDATE SKIP LOCKED) d
 		WHERE j.tenant_id = d.tenant_id AND j.id = d.id
 		RETURNING j.tenant_id, j.id::text, j.format, j.compression, j.state`, keep.String(), sweepBatchMax)
