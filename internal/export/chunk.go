@@ -64,6 +64,7 @@ func (r *Runner) export(ctx context.Context, pool *pgxpool.Pool, j *Job, worker 
 		if err := r.checkpoint(ctx, pool, j, worker, n == j.ChunkRows); err != nil {
 			return fmt.Errorf("checkpoint chunk %d: %w", j.ChunksDone-1, err)
 		}
+		j.Stalled = 0 // as the checkpoint recorded
 		r.m.chunk(j.Queue, n, wrote, time.Since(start))
 		if r.afterChunk != nil {
 			r.afterChunk(j)
@@ -86,7 +87,7 @@ func (r *Runner) checkpoint(ctx context.Context, pool *pgxpool.Pool, j *Job, wor
 	var n int
 	err := pool.QueryRow(ctx, `WITH cp AS (
 			UPDATE export_jobs SET chunks_done = $4, rows_written = $5, file_offset = $6, last_key = $7,
-				hash_state = $8, lease_until = greatest(lease_until, now() + $9::interval)
+				hash_state = $8, lease_until = greatest(lease_until, now() + $9::interval), stalled = 0
 			WHERE tenant_id = $1 AND id = $2 AND claimed_by = $3 AND state = 'running' RETURNING tenant_id, id),
 		counted AS (
 			INSERT INTO export_chunk_reads SELECT tenant_id, id, $4, 1 FROM cp WHERE $10::bool

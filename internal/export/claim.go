@@ -19,8 +19,9 @@ const claimScanMax = 64
 // claim takes the oldest ready job of queue that the caps allow: queued,
 // or running with an expired lease (its worker died; it resumes from its
 // checkpoint). The queue's row lock serialises claims of one queue across
-// processes, so the running caps hold exactly. A job past maxAttempts is
-// failed instead. It returns nil when nothing can be claimed.
+// processes, so the running caps hold exactly. A job claimed maxAttempts
+// times since its last checkpoint is failed instead. It returns nil when
+// nothing can be claimed.
 func claim(ctx context.Context, pool *pgxpool.Pool, queue, worker string, lease time.Duration,
 	maxAttempts int, s Settings,
 ) (*Job, error) {
@@ -36,18 +37,20 @@ func claim(ctx context.Context, pool *pgxpool.Pool, queue, worker string, lease 
 		if queue == QueueHuge && total >= s.Int(control.GlobalTenant, control.KeyExportHugeMaxRunning) {
 			return nil
 		}
-		id, tenant, attempts, err := pick(ctx, tx, queue, running, s)
+		id, tenant, stalled, err := pick(ctx, tx, queue, running, s)
 		if err != nil || id == "" {
 			return err
 		}
-		if attempts >= maxAttempts {
+		if stalled >= maxAttempts {
 			_, err := tx.Exec(ctx, `UPDATE export_jobs SET state = 'failed', finished_at = now(), claimed_by = NULL,
-					lease_until = NULL, error = format('gave up after %s attempts; last: %s', attempts, coalesce(error, 'worker lost'))
+					lease_until = NULL,
+					error = format('gave up after %s attempts without progress; last: %s', stalled, coalesce(error, 'worker lost'))
 				WHERE tenant_id = $1 AND id = $2`, tenant, id)
 			return err
 		}
 		job, err = scanJob(tx.QueryRow(ctx, `UPDATE export_jobs SET state = 'running', claimed_by = $3,
-				lease_until = now() + $4::interval, attempts = attempts + 1, started_at = coalesce(started_at, now())
+				lease_until = now() + $4::interval, attempts = attempts + 1, stalled = stalled + 1,
+				started_at = coalesce(started_at, now())
 			WHERE tenant_id = $1 AND id = $2 RETURNING `+jobCols, tenant, id, worker, lease.String()))
 		return err
 	})
@@ -74,8 +77,8 @@ func runningByTenant(ctx context.Context, tx pgx.Tx, queue string) (map[string]i
 }
 
 // pick returns the first ready job whose tenant is under its cap.
-func pick(ctx context.Context, tx pgx.Tx, queue string, running map[string]int64, s Settings) (id, tenant string, attempts int, err error) {
-	rows, err := tx.Query(ctx, `SELECT tenant_id, id::text, attempts FROM export_jobs
+func pick(ctx context.Context, tx pgx.Tx, queue string, running map[string]int64, s Settings) (id, tenant string, stalled int, err error) {
+	rows, err := tx.Query(ctx, `SELECT tenant_id, id::text, stalled FROM export_jobs
 		WHERE queue = $1 AND (state = 'queued' OR (state = 'running' AND lease_until < now()))
 		ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`, queue, claimScanMax)
 	if err != nil {
@@ -83,11 +86,11 @@ func pick(ctx context.Context, tx pgx.Tx, queue string, running map[string]int64
 	}
 	defer rows.Close()
 	for rows.Next() {
-		if err := rows.Scan(&tenant, &id, &attempts); err != nil {
+		if err := rows.Scan(&tenant, &id, &stalled); err != nil {
 			return "", "", 0, err
 		}
 		if queue != QueueHuge || running[tenant] < s.Int(tenant, control.KeyExportHugeMaxRunningEach) {
-			return id, tenant, attempts, nil
+			return id, tenant, stalled, nil
 		}
 	}
 	return "", "", 0, rows.Err()

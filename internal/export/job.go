@@ -174,6 +174,7 @@ type Job struct {
 	State         string
 	ClaimedBy     string
 	Attempts      int
+	Stalled       int // claims since the last checkpoint (the attempt cap applies to these)
 	ChunksDone    int64
 	RowsWritten   int64
 	FileOffset    int64

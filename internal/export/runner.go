@@ -33,8 +33,10 @@ type Config struct {
 	// Lease is how long a claim holds without a heartbeat (a third of it
 	// apart). Zero means 30 s.
 	Lease time.Duration
-	// MaxAttempts caps the claims of one job; the claim past it fails the
-	// job with the last error. Zero means 10.
+	// MaxAttempts caps the claims of one job since its last checkpoint
+	// (worker deaths and errors alike); the claim past it fails the job
+	// with the last error. An export that progresses is never failed by
+	// restarts. Zero means 10.
 	MaxAttempts int
 	// Poll is how often an idle worker looks for a job. Zero means 250 ms:
 	// a new export waits at most that long for an idle worker, and each
@@ -189,14 +191,14 @@ func (r *Runner) run(ctx context.Context, pool *pgxpool.Pool, j *Job, worker str
 	case ctx.Err() != nil:
 		// Shutdown: hand the job back at once; it resumes from its
 		// checkpoint (this or another process).
-		_ = owned(octx, pool, j, worker, `lease_until = now(), attempts = greatest(attempts - 1, 0)`)
+		_ = owned(octx, pool, j, worker, `lease_until = now(), attempts = greatest(attempts - 1, 0), stalled = greatest(stalled - 1, 0)`)
 	default:
 		r.m.failures.WithLabelValues(j.Queue).Inc()
 		r.log.Warn("export attempt failed", "tenant", j.Tenant, "id", j.ID, "attempt", j.Attempts, "err", err)
-		if j.Attempts >= r.cfg.MaxAttempts {
+		if j.Stalled >= r.cfg.MaxAttempts {
 			removeFile(path)
 			_ = owned(octx, pool, j, worker, `state = 'failed', finished_at = now(), claimed_by = NULL, lease_until = NULL,
-				file_offset = 0, error = $4`, fmt.Sprintf("gave up after %d attempts: %v", j.Attempts, err))
+				file_offset = 0, error = $4`, fmt.Sprintf("gave up after %d attempts without progress: %v", j.Stalled, err))
 			r.m.jobs.WithLabelValues(j.Queue, StateFailed).Inc()
 			return
 		}

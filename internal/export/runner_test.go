@@ -53,8 +53,9 @@ func TestResumeFromCheckpoint(t *testing.T) {
 	}
 	e.runner(Config{WorkerID: "b"}, nil)
 	resumed := e.wait("acme", first.ID, 30*time.Second)
-	if resumed.State != StateSucceeded || resumed.ChunksDone < 10 {
-		t.Fatalf("resumed: %s (%s), %d chunks", resumed.State, resumed.Error, resumed.ChunksDone)
+	if resumed.State != StateSucceeded || resumed.ChunksDone < 10 || resumed.Stalled != 0 || resumed.Attempts != 1 { // a graceful stop is no attempt
+		t.Fatalf("resumed: %s (%s), %d chunks, %d attempts, %d stalled", resumed.State, resumed.Error, resumed.ChunksDone,
+			resumed.Attempts, resumed.Stalled)
 	}
 	// The same request again (the first finished, so a new export).
 	again := e.create("acme", req)
@@ -100,7 +101,7 @@ func TestAttemptCap(t *testing.T) {
 	j := e.create("acme", Request{Kind: KindAccounts})
 	e.runner(Config{MaxAttempts: 2}, nil)
 	got := e.wait("acme", j.ID, 20*time.Second)
-	if got.State != StateFailed || got.Attempts != 2 || !strings.Contains(got.Error, "gave up after 2 attempts") {
+	if got.State != StateFailed || got.Attempts != 2 || !strings.Contains(got.Error, "gave up after 2 attempts without progress") {
 		t.Fatalf("%s after %d attempts: %q", got.State, got.Attempts, got.Error)
 	}
 }

@@ -50,7 +50,7 @@ func NewStore(pool *pgxpool.Pool, settings Settings) *Store {
 }
 
 const jobCols = `tenant_id, id::text, kind, coalesce(account_id, ''), range_from, range_to, format, compression,
-	cutoff, chunk_rows, queue, rows_estimated, state, coalesce(claimed_by, ''), attempts, chunks_done,
+	cutoff, chunk_rows, queue, rows_estimated, state, coalesce(claimed_by, ''), attempts, stalled, chunks_done,
 	rows_written, file_offset, last_key, hash_state, coalesce(sha256, ''), coalesce(error, ''),
 	created_at, started_at, finished_at`
 
@@ -58,7 +58,7 @@ func scanJob(row pgx.Row) (*Job, error) {
 	j := &Job{}
 	r := &j.Request
 	err := row.Scan(&j.Tenant, &j.ID, &r.Kind, &r.AccountID, &r.From, &r.To, &r.Format, &r.Compression,
-		&j.Cutoff, &j.ChunkRows, &j.Queue, &j.RowsEstimated, &j.State, &j.ClaimedBy, &j.Attempts, &j.ChunksDone,
+		&j.Cutoff, &j.ChunkRows, &j.Queue, &j.RowsEstimated, &j.State, &j.ClaimedBy, &j.Attempts, &j.Stalled, &j.ChunksDone,
 		&j.RowsWritten, &j.FileOffset, &j.LastKey, &j.HashState, &j.SHA256, &j.Error,
 		&j.CreatedAt, &j.StartedAt, &j.FinishedAt)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -85,6 +85,7 @@ func TestExportCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		done = int(st.ChunksDone)
+		t.Logf("kill %d: chunk %d, attempts %d, stalled %d, state %s", k+1, st.ChunksDone, st.Attempts, st.Stalled, st.State)
 		srv = startChild(t, url, addr, env...)
 	}
 	crashed := waitExport(t, store, job.ID)

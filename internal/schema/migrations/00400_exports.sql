@@ -26,6 +26,10 @@ CREATE TABLE export_jobs (
     claimed_by      text,
     lease_until     timestamptz,
     attempts        int NOT NULL DEFAULT 0,
+    -- Claims since the last checkpoint: the attempt cap applies to these,
+    -- so an export that progresses survives any number of worker deaths,
+    -- and one stuck on a chunk fails with its reason.
+    stalled         int NOT NULL DEFAULT 0,
     -- Checkpoint: after chunks_done chunks, rows_written rows fill the
     -- file up to file_offset bytes; last_key is the keyset position and
     -- hash_state the serialised SHA-256 state of those bytes.
