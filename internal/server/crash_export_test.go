@@ -56,6 +56,17 @@ func TestExportCrash(t *testing.T) {
 	if err := w.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Above the huge threshold: the huge queue, its rate raised so that
+	// the test is not throttled to one chunk a second.
+	if _, err := control.NewStore(pool, reg).Apply(ctx, "acme", []control.Change{
+		{Key: control.KeyExportHugeThreshold, Value: "1000"},
+		{Key: control.TaskRateKey(control.TaskExportHuge), Value: "1000"},
+	}, control.Actor{KeyID: "admin", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
 	store := export.NewStore(pool, w)
 	// About 200 chunks whatever the size (at least 500 rows each): each
 	// chunk costs two syncs, which dominate small chunks.
@@ -67,6 +78,9 @@ func TestExportCrash(t *testing.T) {
 	job, _, err := store.Create(ctx, "acme", req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if job.Queue != export.QueueHuge {
+		t.Fatalf("export in queue %s, want huge", job.Queue)
 	}
 	dataDir := t.TempDir()
 	env := []string{"BULWARK_TEST_CHILD_ROLES=" + server.RoleExports, "BULWARK_TEST_CHILD_DATA_DIR=" + dataDir}
