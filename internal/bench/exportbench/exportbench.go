@@ -179,8 +179,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// runner starts export workers; stop ends them and closes their pools.
-func (b *bench) runner(ctx context.Context, normal, huge int) (stop func(), err error) {
+// runner starts export workers polling every poll when idle; stop ends
+// them and closes their pools.
+func (b *bench) runner(ctx context.Context, normal, huge int, poll time.Duration) (stop func(), err error) {
 	np, err := export.OpenPool(ctx, b.cfg.PostgresURL, int32(2*normal+2), 60*time.Second)
 	if err != nil {
 		return nil, err
@@ -192,7 +193,7 @@ func (b *bench) runner(ctx context.Context, normal, huge int) (stop func(), err 
 	}
 	lim := ratelimit.New(ratelimit.FromControl(b.watcher, control.TaskExportHuge))
 	r, err := export.NewRunner(export.Config{Dir: b.cfg.Dir, WorkerID: "bench", NormalWorkers: normal, HugeWorkers: huge,
-		Poll: 5 * time.Millisecond}, np, hp, b.watcher, lim, b.cfg.Log, prometheus.NewRegistry())
+		Poll: poll}, np, hp, b.watcher, lim, b.cfg.Log, prometheus.NewRegistry())
 	if err != nil {
 		np.Close()
 		hp.Close()
