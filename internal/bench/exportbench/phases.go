@@ -42,6 +42,12 @@ func (b *bench) throughput(ctx context.Context, out io.Writer) error {
 	if err := b.set(ctx, bigTenant, control.KeyExportHugeThreshold, "1000000000000"); err != nil {
 		return err
 	}
+	st := export.NewStore(b.pool, b.watcher)
+	// Warm the cache first, untimed, before any worker runs: whichever ran
+	// first would otherwise pay for reading the seeded rows from disk.
+	if err := b.warm(ctx, st); err != nil {
+		return err
+	}
 	// The default poll: an idle worker's claims (each a few KB of garbage)
 	// would otherwise count in the export's memory.
 	stop, err := b.runner(ctx, 1, 1, 0)
@@ -50,7 +56,6 @@ func (b *bench) throughput(ctx context.Context, out io.Writer) error {
 	}
 	defer stop()
 	defer b.removeFiles()
-	st := export.NewStore(b.pool, b.watcher)
 	var csvJob *export.Job
 	for _, f := range []string{export.FormatCSV, export.FormatJSONL} {
 		sampler := startRSS()
@@ -80,6 +85,25 @@ func (b *bench) throughput(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("COPY wrote %d bytes, the CSV export %d: not the same rows", n, csvJob.FileOffset)
 	}
 	return nil
+}
+
+// warm reads every row of the big tenant's export once, in export
+// order, through COPY into nowhere.
+func (b *bench) warm(ctx context.Context, st *export.Store) error {
+	j, _, err := st.Create(ctx, bigTenant, entriesRequest(export.FormatCSV, export.CompressionNone))
+	if err != nil {
+		return err
+	}
+	if _, err := st.Cancel(ctx, bigTenant, j.ID); err != nil {
+		return err
+	}
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	_, err = conn.Conn().PgConn().CopyTo(ctx, io.Discard, export.CopyStatement(j))
+	return err
 }
 
 // copyToFile runs the COPY of j's rows into a file and syncs it.
