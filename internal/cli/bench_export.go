@@ -52,7 +52,7 @@ Targets: CSV ≥ 80% of COPY, RSS ≤ 64 MB, both p99s within 1.5× of alone.`,
 	f := cmd.Flags()
 	f.IntVar(&cfg.Rows, "rows", 2_000_000, "entries of the big tenant (at least 20,000)")
 	f.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured window of each isolation mode")
-	f.Float64Var(&cfg.HugeRate, "huge-rate", 10, "tasks.export_huge.rate_per_partition during the isolation phase (chunks of 10,000 rows per second per tenant)")
+	f.Float64Var(&cfg.HugeRate, "huge-rate", 4, "tasks.export_huge.rate_per_partition of the huge exports' tenant during the isolation phase, in chunks of 10,000 rows per second (4: four tenants' huge exports at the default rate of 1)")
 	f.StringVar(&postgres, "postgres", os.Getenv("BULWARK_POSTGRES_URL"), "superuser URL of an existing server (env BULWARK_POSTGRES_URL); empty = a private temporary cluster")
 	f.StringVar(&jsonPath, "json", "", "write results as JSON to this file")
 	return cmd
