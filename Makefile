@@ -11,7 +11,7 @@ TEST_P    ?= 2
 # concurrent by design (about 70 s for the suite on 2 cores).
 TEST_FLAGS ?= -race
 
-.PHONY: run test lint vulncheck build setup vet fuzz helm-check bench-ledger bench-overload bench-cdc crash-test crash-test-stream cdc-verify-long features-chaos clean
+.PHONY: run test lint vulncheck build setup vet fuzz helm-check bench-ledger bench-overload bench-cdc bench-export crash-test crash-test-stream crash-test-export cdc-verify-long features-chaos clean
 
 run: setup build
 	@dir="$(DATA_DIR)"; [ -n "$$dir" ] || dir="$$(./scripts/datadir.sh)"; \
@@ -66,9 +66,21 @@ bench-overload: setup build
 bench-cdc: setup build
 	$(BIN) bench cdc --rows 300000 --json bench-cdc.json
 
+# Export throughput against COPY, peak RSS, and isolation of huge exports
+# (docs/exports.md). EXPORT_ROWS entries (default 2,000,000).
+EXPORT_ROWS ?= 2000000
+bench-export: setup build
+	$(BIN) bench export --rows $(EXPORT_ROWS) --json bench-export.json
+
 # The long crash test: many SIGKILLs under load (the short one is in make test).
 crash-test: setup
 	BULWARK_CRASH_KILLS=20 $(GO) test -count=1 -timeout 60m -run TestCrashRecovery -v ./internal/server/
+
+# The long export crash test: 20 SIGKILLs of the export worker process
+# during an export of 1,000,000 entries; the file must be byte-identical
+# to an uninterrupted export (the short one, 3 kills, is in make test).
+crash-test-export: setup
+	BULWARK_EXPORT_CRASH_KILLS=20 BULWARK_EXPORT_CRASH_TXS=500000 $(GO) test -count=1 -timeout 60m -run TestExportCrash -v ./internal/server/
 
 # The long whole-process crash test of the change stream: 100 SIGKILLs of
 # `bulwark serve` (relay and embedded broker die together) under load, each

@@ -143,6 +143,20 @@ var (
 	ErrCSRFTokenInvalid error = &sentinel{code: "csrf_token_invalid", status: 403}
 	// ErrReasonRequired is reason_required (422): a console change of settings or presets without a reason (the audit trail records why); nothing was changed.
 	ErrReasonRequired error = &sentinel{code: "reason_required", status: 422}
+	// ErrExportNotFound is export_not_found (404): no such export for this tenant (also a malformed export id).
+	ErrExportNotFound error = &sentinel{code: "export_not_found", status: 404}
+	// ErrExportFinished is export_finished (409): cancel of an export that has finished (succeeded, failed, cancelled or expired); state names it.
+	ErrExportFinished error = &sentinel{code: "export_finished", status: 409}
+	// ErrTooManyExports is too_many_exports (429): the tenant has exports.max_in_flight exports queued or running; nothing was queued; Retry-After.
+	ErrTooManyExports error = &sentinel{code: "too_many_exports", status: 429}
+	// ErrExportNotReady is export_not_ready (409): download of an export that has not succeeded (queued, running, failed or cancelled); state names it.
+	ErrExportNotReady error = &sentinel{code: "export_not_ready", status: 409}
+	// ErrExportExpired is export_expired (410): download of an export whose file retention removed (exports.retention_hours).
+	ErrExportExpired error = &sentinel{code: "export_expired", status: 410}
+	// ErrDownloadLinkInvalid is download_link_invalid (403): the download link is malformed, tampered with, or not this tenant's: read the export's status for a fresh link.
+	ErrDownloadLinkInvalid error = &sentinel{code: "download_link_invalid", status: 403}
+	// ErrDownloadLinkExpired is download_link_expired (410): the download link's validity (exports.link_ttl_seconds) is over: read the export's status for a fresh link.
+	ErrDownloadLinkExpired error = &sentinel{code: "download_link_expired", status: 410}
 )
 
 // sentinels lists every sentinel, in the server's table order.
@@ -215,4 +229,11 @@ var sentinels = []error{
 	ErrConsoleSessionRequired,
 	ErrCSRFTokenInvalid,
 	ErrReasonRequired,
+	ErrExportNotFound,
+	ErrExportFinished,
+	ErrTooManyExports,
+	ErrExportNotReady,
+	ErrExportExpired,
+	ErrDownloadLinkInvalid,
+	ErrDownloadLinkExpired,
 }

@@ -14,7 +14,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Benchmark programs: measure Bulwark on this machine, side by side with baselines"}
-	cmd.AddCommand(newBenchLedgerCmd(), newBenchOverloadCmd(), newBenchCDCCmd())
+	cmd.AddCommand(newBenchLedgerCmd(), newBenchOverloadCmd(), newBenchCDCCmd(), newBenchExportCmd())
 	return cmd
 }
 

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulwark-ledger/bulwark/internal/bench/cdcbench"
-	"github.com/bulwark-ledger/bulwark/internal/pgserver"
 )
 
 // newBenchCDCCmd is `bulwark bench cdc`, attached under `bulwark bench`.
@@ -27,29 +26,11 @@ With no --postgres it starts a private PostgreSQL cluster in a temporary
 directory and removes it afterwards. Targets: relay ≥ 50% of decode_only, p99 < 500 ms.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			dir, err := pgserver.TempDir("bulwark-bench-cdc-")
+			dir, url, cleanup, err := benchDatabase(ctx, "bulwark-bench-cdc-", postgres, "bulwark_bench_cdc")
 			if err != nil {
 				return err
 			}
-			defer os.RemoveAll(dir)
-			base := postgres
-			if base == "" {
-				c, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(dir, "pg")})
-				if err != nil {
-					return err
-				}
-				defer func() {
-					if err := c.Stop(); err != nil {
-						fmt.Fprintln(os.Stderr, "bench cdc: stop the scratch cluster:", err)
-					}
-				}()
-				base = c.URL("postgres")
-			}
-			url, drop, err := scratchDatabase(ctx, base, "bulwark_bench_cdc")
-			if err != nil {
-				return err
-			}
-			defer drop()
+			defer cleanup()
 			cfg.PostgresURL, cfg.Dir = url, filepath.Join(dir, "kafka")
 			rep, err := cdcbench.Run(ctx, cfg, cmd.OutOrStdout())
 			if err != nil {

@@ -28,6 +28,7 @@ func Root() *cobra.Command {
 		newPGCmd(),
 		newBenchCmd(),
 		newLoadCmd(),
+		newExportCmd(),
 	)
 	return root
 }

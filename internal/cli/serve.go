@@ -65,7 +65,7 @@ The admin key is read from --admin-key, BULWARK_ADMIN_KEY, or <data-dir>/admin.k
 	f.StringVar(&cfg.DataDir, "data-dir", envOr("BULWARK_DATA_DIR", ".bulwark"), "data directory of the embedded defaults (env BULWARK_DATA_DIR)")
 	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("BULWARK_POSTGRES_URL"), "external PostgreSQL URL (env BULWARK_POSTGRES_URL); empty = embedded")
 	f.StringVar(&cfg.AdminKey, "admin-key", os.Getenv("BULWARK_ADMIN_KEY"), "admin API key (env BULWARK_ADMIN_KEY); empty = <data-dir>/admin.key")
-	f.StringVar(&roles, "roles", os.Getenv("BULWARK_ROLES"), "comma-separated roles: api,workers,cdc,features (env BULWARK_ROLES); empty = all")
+	f.StringVar(&roles, "roles", os.Getenv("BULWARK_ROLES"), "comma-separated roles: api,workers,cdc,features,exports (env BULWARK_ROLES); empty = all")
 	f.StringVar(&kafka, "kafka", os.Getenv("BULWARK_KAFKA_BROKERS"), "Kafka seed brokers host:port,… (env BULWARK_KAFKA_BROKERS); empty = embedded broker under --data-dir/kafka")
 	f.StringVar(&cfg.CDC.Slot, "cdc-slot", "", "replication slot of the change stream (default bulwark_cdc)")
 	f.StringVar(&cfg.CDC.TopicPrefix, "cdc-topic-prefix", "", "topic prefix of the change stream (default bulwark.cdc.)")
@@ -79,6 +79,9 @@ The admin key is read from --admin-key, BULWARK_ADMIN_KEY, or <data-dir>/admin.k
 	f.IntVar(&cfg.Pipeline.Committers, "committers", 0, "batches in flight at once (0 = 2)")
 	f.BoolVar(&cfg.Pipeline.Naive, "naive", false, "benchmark baseline: one database transaction per request, no batching")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", 20*time.Second, "graceful shutdown bound for in-flight HTTP requests")
+	f.StringVar(&cfg.Exports.Dir, "export-dir", os.Getenv("BULWARK_EXPORT_DIR"), "directory of export files, shared by the api and exports roles (env BULWARK_EXPORT_DIR); empty = <data-dir>/exports")
+	f.IntVar(&cfg.Exports.NormalWorkers, "export-workers", 0, "workers of the normal export queue (0 = 2)")
+	f.IntVar(&cfg.Exports.HugeWorkers, "export-huge-workers", 0, "workers of the huge export queue (0 = 2)")
 	return cmd
 }
 

@@ -36,6 +36,16 @@ const (
 	KeyFeaturesConsumerParallelism = "features.consumer_parallelism"
 )
 
+// Keys of the export settings (internal/export; docs/exports.md).
+const (
+	KeyExportHugeThreshold      = "exports.huge_threshold_rows"
+	KeyExportMaxInFlight        = "exports.max_in_flight"
+	KeyExportHugeMaxRunning     = "exports.huge.max_running"
+	KeyExportHugeMaxRunningEach = "exports.huge.max_running_per_tenant"
+	KeyExportRetentionHours     = "exports.retention_hours"
+	KeyExportLinkTTLSeconds     = "exports.link_ttl_seconds"
+)
+
 // maxRate bounds every rate: 1,000,000/s is far past what one tenant can be
 // granted and keeps token arithmetic well inside float64 precision.
 const maxRate = 1_000_000
@@ -67,6 +77,7 @@ func builtinKeys() []Key {
 		{Name: KeyFeaturesConsumerParallelism, Type: Int, Default: "4", Min: 1, Max: 256,
 			Doc: "Partitions each feature worker process applies concurrently (global scope only; each one is a PostgreSQL transaction at a time)."},
 	}
+	keys = append(keys, exportKeys()...)
 	for _, t := range []struct {
 		task, def, doc string
 	}{
@@ -79,6 +90,23 @@ func builtinKeys() []Key {
 			Doc: fmt.Sprintf("Rate of %s tasks per partition, per second, per tenant. 0 pauses them (waiting workers resume when it rises).", t.doc)})
 	}
 	return keys
+}
+
+func exportKeys() []Key {
+	return []Key{
+		{Name: KeyExportHugeThreshold, Type: Int, Default: "500000", Min: 0, Max: 1e12,
+			Doc: "Estimated rows above which an export goes to the huge queue (its own workers, caps and chunk rate). 0 sends every export there."},
+		{Name: KeyExportMaxInFlight, Type: Int, Default: "10", Min: 0, Max: 10000,
+			Doc: "Exports a tenant may have queued or running at once; beyond it POST /v1/exports answers 429. 0 refuses new exports."},
+		{Name: KeyExportHugeMaxRunning, Type: Int, Default: "4", Min: 0, Max: 1000,
+			Doc: "Huge exports running at once across all export workers (read from the global scope). 0 holds every huge export queued."},
+		{Name: KeyExportHugeMaxRunningEach, Type: Int, Default: "2", Min: 0, Max: 1000,
+			Doc: "Huge exports of one tenant running at once. 0 holds the tenant's huge exports queued."},
+		{Name: KeyExportRetentionHours, Type: Float, Default: "24", Min: 0.001, Max: 24 * 366,
+			Doc: "Hours a finished export's file is kept; then it is deleted and the export marked expired (read from the global scope)."},
+		{Name: KeyExportLinkTTLSeconds, Type: Int, Default: "900", Min: 1, Max: 7 * 86400,
+			Doc: "Seconds a signed download link stays valid after the status read that made it."},
+	}
 }
 
 func builtinPresets() []Preset {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bulwark-ledger/bulwark/internal/control"
+	"github.com/bulwark-ledger/bulwark/internal/export"
 	"github.com/bulwark-ledger/bulwark/internal/features"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
 	"github.com/bulwark-ledger/bulwark/internal/problem"
@@ -28,6 +29,7 @@ type Routes struct {
 	Control *control.API
 	// Features serves feature definitions, events, reads and evaluate.
 	Features *features.API
+	Exports  *export.API
 }
 
 // Ops returns the endpoints every process serves whatever its roles:
@@ -66,6 +68,9 @@ func (e *Edge) Handler(ops *http.ServeMux, routes Routes, reg prometheus.Registe
 	}
 	if routes.Features != nil {
 		routes.Features.Register(app)
+	}
+	if routes.Exports != nil {
+		routes.Exports.Register(app)
 	}
 	app.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Send(w, problem.CodeNotFound, "no route "+r.Method+" "+r.URL.Path)
@@ -129,6 +134,10 @@ func (s *statusWriter) WriteHeader(code int) {
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (downloads
+// extend their write deadline).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
 	s.wrote = true

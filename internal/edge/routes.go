@@ -14,6 +14,7 @@ const (
 	RouteReads    = "reads"    // every GET
 	RouteFeatures = "features" // feature reads, evaluate, events, definitions
 	RouteAdmin    = "admin"    // admin API
+	RouteExports  = "exports"  // export jobs and downloads: background work
 )
 
 // DefaultRules apply when the control plane's admission.rules is empty.
@@ -29,6 +30,7 @@ route admin 100
 route accounts 60
 route features 45
 route reads 30
+route exports 10
 route * 20
 traffic batch -20
 traffic crawler -60
@@ -43,6 +45,10 @@ func routeOf(r *http.Request) string {
 		// Below payments (an authorization's risk check waits on it) and
 		// above ordinary reads; event ingestion shares it.
 		return RouteFeatures
+	case r.URL.Path == "/v1/exports" || strings.HasPrefix(r.URL.Path, "/v1/exports/"):
+		// Background work: under overload it is shed before reads and
+		// payments (weight 10 < reads 30 < payments 100).
+		return RouteExports
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
 		return RouteReads
 	case strings.HasPrefix(r.URL.Path, "/v1/transactions"):

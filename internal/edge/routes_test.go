@@ -33,3 +33,33 @@ func TestFeatureRoutesRankBetweenPaymentsAndReads(t *testing.T) {
 		t.Fatalf("weights: payments %d, features %d, reads %d", w(RoutePayments), w(RouteFeatures), w(RouteReads))
 	}
 }
+
+// TestExportsAreBackground: every export route is the exports route
+// class, which the default rules weigh below reads and payments, so under
+// overload exports are shed first.
+func TestExportsAreBackground(t *testing.T) {
+	for _, c := range []struct{ method, path, want string }{
+		{"POST", "/v1/exports", RouteExports},
+		{"GET", "/v1/exports", RouteExports},
+		{"GET", "/v1/exports/0190f1e2-0000-7000-8000-000000000001", RouteExports},
+		{"GET", "/v1/exports/0190f1e2-0000-7000-8000-000000000001/download", RouteExports},
+		{"DELETE", "/v1/exports/x", RouteExports},
+		{"GET", "/v1/exportsx", RouteReads},
+		{"POST", "/v1/transactions", RoutePayments},
+	} {
+		if got := routeOf(httptest.NewRequest(c.method, c.path, nil)); got != c.want {
+			t.Errorf("%s %s: route %s, want %s", c.method, c.path, got, c.want)
+		}
+	}
+	rules, err := admission.ParseRules([]byte(DefaultRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := func(route string) int64 { return rules.Weight(&admission.Request{Tenant: "t", Route: route}) }
+	if !(w(RouteExports) < w(RouteReads) && w(RouteReads) < w(RoutePayments)) {
+		t.Fatalf("weights: exports %d, reads %d, payments %d", w(RouteExports), w(RouteReads), w(RoutePayments))
+	}
+	if rules.Classify(&admission.Request{Route: RouteExports}) >= rules.Classify(&admission.Request{Route: RoutePayments}) {
+		t.Fatal("exports are not below payments")
+	}
+}

@@ -79,6 +79,13 @@ const (
 	CodeConsoleSessionRequired  = "console_session_required"
 	CodeCSRFTokenInvalid        = "csrf_token_invalid"
 	CodeReasonRequired          = "reason_required"
+	CodeExportNotFound          = "export_not_found"
+	CodeExportFinished          = "export_finished"
+	CodeTooManyExports          = "too_many_exports"
+	CodeExportNotReady          = "export_not_ready"
+	CodeExportExpired           = "export_expired"
+	CodeDownloadLinkInvalid     = "download_link_invalid"
+	CodeDownloadLinkExpired     = "download_link_expired"
 )
 
 // Def is one problem code.
@@ -159,6 +166,13 @@ var defs = []Def{
 	{CodeConsoleSessionRequired, http.StatusUnauthorized, "console routes (/console/api/…): no console session cookie, or an expired or signed-out session; sign in again with the admin key."},
 	{CodeCSRFTokenInvalid, http.StatusForbidden, "a console change (POST, PATCH, DELETE under /console/api/) without the session's X-CSRF-Token header, with a wrong one, or from another origin; nothing was changed."},
 	{CodeReasonRequired, http.StatusUnprocessableEntity, "a console change of settings or presets without a reason (the audit trail records why); nothing was changed."},
+	{CodeExportNotFound, http.StatusNotFound, "no such export for this tenant (also a malformed export id)."},
+	{CodeExportFinished, http.StatusConflict, "cancel of an export that has finished (succeeded, failed, cancelled or expired); state names it."},
+	{CodeTooManyExports, http.StatusTooManyRequests, "the tenant has exports.max_in_flight exports queued or running; nothing was queued; Retry-After."},
+	{CodeExportNotReady, http.StatusConflict, "download of an export that has not succeeded (queued, running, failed or cancelled); state names it."},
+	{CodeExportExpired, http.StatusGone, "download of an export whose file retention removed (exports.retention_hours)."},
+	{CodeDownloadLinkInvalid, http.StatusForbidden, "the download link is malformed, tampered with, or not this tenant's: read the export's status for a fresh link."},
+	{CodeDownloadLinkExpired, http.StatusGone, "the download link's validity (exports.link_ttl_seconds) is over: read the export's status for a fresh link."},
 }
 
 var byCode = func() map[string]Def {

@@ -27,11 +27,14 @@ type child struct {
 	addr string
 }
 
-func startChild(t *testing.T, url, addr string) *child {
+// startChild starts a server child; env adds variables
+// (BULWARK_TEST_CHILD_ROLES, BULWARK_TEST_CHILD_DATA_DIR: see TestMain).
+func startChild(t *testing.T, url, addr string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "BULWARK_TEST_CHILD_POSTGRES="+url, "BULWARK_TEST_CHILD_ADDR="+addr,
 		"BULWARK_TEST_CHILD_ADMIN_KEY="+adminKey)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

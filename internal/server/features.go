@@ -47,6 +47,16 @@ func (p *process) addBroker() {
 	p.add(component{name: "kafka broker", run: waitDone, close: p.kafka.close})
 }
 
+// limiter returns the process's one background-task limiter (features
+// tasks and huge exports), its buckets following the live
+// tasks.<task>.rate_per_partition settings and its metrics registered once.
+func (p *process) limiter() *ratelimit.Limiter {
+	if p.rl == nil {
+		p.rl = ratelimit.New(ratelimit.FromControl(p.watcher), ratelimit.WithRegisterer(p.reg))
+	}
+	return p.rl
+}
+
 // features returns the process's features engine, built once for the
 // roles that need it (features, api).
 func (p *process) features() (*features.Engine, error) {
@@ -58,8 +68,7 @@ func (p *process) features() (*features.Engine, error) {
 	if len(cfg.Brokers) == 0 {
 		cfg.BrokersFn = func(ctx context.Context) ([]string, error) { return p.kafka.open(ctx, p.cfg) }
 	}
-	rl := ratelimit.New(ratelimit.FromControl(p.watcher), ratelimit.WithRegisterer(p.reg))
-	e, err := features.New(p.pool, p.watcher, rl, cfg)
+	e, err := features.New(p.pool, p.watcher, p.limiter(), cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -23,14 +23,17 @@ func TestMain(m *testing.M) {
 	if url := os.Getenv("BULWARK_TEST_CHILD_POSTGRES"); url != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
-		roles := []string{server.RoleAPI, server.RoleWorkers}
-		if r := os.Getenv("BULWARK_TEST_CHILD_ROLES"); r != "" {
-			roles = strings.Split(r, ",")
+		roles, dataDir := []string{server.RoleAPI, server.RoleWorkers}, os.TempDir()
+		if v := os.Getenv("BULWARK_TEST_CHILD_ROLES"); v != "" {
+			roles = strings.Split(v, ",")
+		}
+		if v := os.Getenv("BULWARK_TEST_CHILD_DATA_DIR"); v != "" {
+			dataDir = v
 		}
 		cfg := server.Config{
 			Addr: os.Getenv("BULWARK_TEST_CHILD_ADDR"), PostgresURL: url, Roles: roles,
 			KafkaBrokers: broker.Seeds(os.Getenv("BULWARK_TEST_CHILD_KAFKA")),
-			AdminKey:     os.Getenv("BULWARK_TEST_CHILD_ADMIN_KEY"), DataDir: os.TempDir(),
+			AdminKey:     os.Getenv("BULWARK_TEST_CHILD_ADMIN_KEY"), DataDir: dataDir,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		}
 		cfg.Features.SessionTimeout = 2 * time.Second

@@ -21,6 +21,7 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/features"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
 	"github.com/bulwark-ledger/bulwark/internal/problem"
+	"github.com/bulwark-ledger/bulwark/internal/ratelimit"
 	"github.com/bulwark-ledger/bulwark/internal/tenant"
 )
 
@@ -44,6 +45,7 @@ const (
 	RoleWorkers = "workers"
 	RoleCDC     = "cdc"
 	RoleFeat    = "features"
+	RoleExports = "exports"
 )
 
 // role is one entry of the role table.
@@ -55,6 +57,7 @@ type role struct {
 // roles is the role table, in the order roles are assembled.
 var roles = []role{
 	{RoleWorkers, (*process).addWorkers},
+	{RoleExports, (*process).addExports},
 	{RoleCDC, (*process).addCDC},
 	{RoleFeat, (*process).addFeatures},
 	{RoleAPI, (*process).addAPI},
@@ -93,6 +96,8 @@ type process struct {
 	journal *ledger.Journal
 	kafka   lazyBroker
 	feat    *features.Engine
+
+	rl *ratelimit.Limiter // shared by the features tasks and huge exports
 
 	comps []component
 }
@@ -294,6 +299,11 @@ func (p *process) addAPI() error {
 		cancelOnChange()
 		return err
 	}
+	exports, err := p.exportAPI()
+	if err != nil {
+		cancelOnChange()
+		return err
+	}
 	api := &ledger.API{Store: ledger.NewStore(p.pool), Pipe: p.pipe, Journal: p.journal, Log: p.log,
 		AccountReads: edge.AccountReads(reads)}
 	feat, err := p.features()
@@ -309,7 +319,8 @@ func (p *process) addAPI() error {
 		return err
 	}
 	h = front.Handler(ops, edge.Routes{Tenants: tenants,
-		Ledger: api, Control: control.NewAPI(control.NewStore(p.pool, p.creg), p.log), Features: feat.API()}, p.reg)
+		Ledger: api, Control: control.NewAPI(control.NewStore(p.pool, p.creg), p.log), Features: feat.API(),
+		Exports: exports}, p.reg)
 	p.addHTTP(h)
 	p.comps[len(p.comps)-1].close = cancelOnChange
 	return nil

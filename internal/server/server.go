@@ -28,6 +28,7 @@ import (
 
 	"github.com/bulwark-ledger/bulwark/internal/admission"
 	"github.com/bulwark-ledger/bulwark/internal/cdc/relay"
+	"github.com/bulwark-ledger/bulwark/internal/export"
 	"github.com/bulwark-ledger/bulwark/internal/features"
 	"github.com/bulwark-ledger/bulwark/internal/ledger"
 	"github.com/bulwark-ledger/bulwark/internal/pgserver"
@@ -55,8 +56,9 @@ type Config struct {
 	AdminKey string
 	// Roles to run: "api" (HTTP edge and ledger writes), "workers"
 	// (journal applier, pending expiry, partition maintenance), "cdc"
-	// (the change stream relay to Kafka) and "features" (feature workers
-	// and their background tasks). Empty means all four.
+	// (the change stream relay to Kafka), "features" (feature workers
+	// and their background tasks) and "exports" (export workers). Empty
+	// means all of them.
 	Roles []string
 	// KafkaBrokers are the seed brokers of the change stream; empty means
 	// the embedded single-node broker under DataDir/kafka.
@@ -67,6 +69,13 @@ type Config struct {
 	// Features tunes the features engine (zero = defaults); Logger,
 	// Registerer and the brokers are filled in by Run.
 	Features features.Config
+	// Exports tunes the export workers; Exports.Dir empty means
+	// DataDir/exports (the api role serves downloads from the same
+	// directory, so separate processes must share it).
+	Exports export.Config
+	// ExportStatementTimeout bounds every statement of the export pools
+	// (one chunk read). Zero means 30 s.
+	ExportStatementTimeout time.Duration
 	// Admission tunes overload control at the HTTP edge (zero = defaults).
 	Admission admission.Config
 	// Pipeline tunes the ledger commit pipeline.
@@ -94,6 +103,12 @@ func (c *Config) ensureDefaults() error {
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = 32
+	}
+	if c.Exports.Dir == "" {
+		c.Exports.Dir = filepath.Join(c.DataDir, "exports")
+	}
+	if c.ExportStatementTimeout == 0 {
+		c.ExportStatementTimeout = 30 * time.Second
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 20 * time.Second
