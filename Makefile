@@ -11,7 +11,7 @@ TEST_P    ?= 2
 # concurrent by design (about 70 s for the suite on 2 cores).
 TEST_FLAGS ?= -race
 
-.PHONY: run test lint vulncheck build setup vet fuzz helm-check bench-ledger bench-overload bench-cdc bench-export crash-test crash-test-stream crash-test-export cdc-verify-long features-chaos clean
+.PHONY: run test lint vulncheck build setup vet fuzz helm-check bench-ledger bench-overload bench-cdc bench-export bench-features crash-test crash-test-stream crash-test-export cdc-verify-long features-chaos clean
 
 run: setup build
 	@dir="$(DATA_DIR)"; [ -n "$$dir" ] || dir="$$(./scripts/datadir.sh)"; \
@@ -71,6 +71,11 @@ bench-cdc: setup build
 EXPORT_ROWS ?= 2000000
 bench-export: setup build
 	$(BIN) bench export --rows $(EXPORT_ROWS) --json bench-export.json
+
+# The velocity features engine (issue 9, docs/features.md#benchmark): 100,000
+# Zipf entities, 20 features; the server runs as a child process.
+bench-features: setup build
+	$(BIN) bench features --json bench-features.json
 
 # The long crash test: many SIGKILLs under load (the short one is in make test).
 crash-test: setup

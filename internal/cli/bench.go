@@ -14,7 +14,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Benchmark programs: measure Bulwark on this machine, side by side with baselines"}
-	cmd.AddCommand(newBenchLedgerCmd(), newBenchOverloadCmd(), newBenchCDCCmd(), newBenchExportCmd())
+	cmd.AddCommand(newBenchLedgerCmd(), newBenchOverloadCmd(), newBenchCDCCmd(), newBenchExportCmd(), newBenchFeaturesCmd())
 	return cmd
 }
 
@@ -83,4 +83,15 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// writeReport writes a benchmark's JSON report when path is not empty.
+func writeReport(path string, rep interface{ WriteJSON(string) error }) error {
+	if path == "" {
+		return nil
+	}
+	if err := rep.WriteJSON(path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
