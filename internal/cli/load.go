@@ -196,7 +196,10 @@ func startSelf(ctx context.Context) (url, adminKey string, stop func() error, er
 	sctx, cancel := context.WithCancel(ctx)
 	ready, done := make(chan string, 1), make(chan error, 1)
 	cfg := server.Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), AdminKey: adminKey,
-		Roles:  []string{server.RoleAPI, server.RoleWorkers},
+		// Exports run so that the exports class's jobs are worked off; the
+		// features routes (reads, evaluate without record) need only the
+		// api role.
+		Roles:  []string{server.RoleAPI, server.RoleWorkers, server.RoleExports},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 		Ready:  func(a string) { ready <- a }}
 	go func() { done <- server.Run(sctx, cfg) }()

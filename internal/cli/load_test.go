@@ -53,7 +53,7 @@ func TestLoadSelf(t *testing.T) {
 	path, scenario := filepath.Join(dir, "load.json"), filepath.Join(dir, "scenario.json")
 	// The scenario gives the mix, the factors and the preset; the flag's
 	// stage duration wins over its 10 s.
-	if err := os.WriteFile(scenario, []byte(`{"mix": {"payments": 70, "reads": 25, "crawler": 5},
+	if err := os.WriteFile(scenario, []byte(`{"mix": {"payments": 60, "reads": 10, "crawler": 5, "features": 10, "evaluate": 10, "exports": 5},
 		"factors": [1, 4], "stage_duration": "10s", "preset": "surge", "preset_at": 4}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -78,10 +78,10 @@ func TestLoadSelf(t *testing.T) {
 	if rep.CapacityPerSec < 20 || rep.CapacityPerSec > 80 {
 		t.Errorf("capacity %g/s: want within the search's 20-80/s", rep.CapacityPerSec)
 	}
-	if len(rep.Stages) != 6 {
-		t.Fatalf("%d stage rows, want 2 factors × 3 classes", len(rep.Stages))
+	if len(rep.Stages) != 12 {
+		t.Fatalf("%d stage rows, want 2 factors × 6 classes", len(rep.Stages))
 	}
-	var offered int64
+	var offered, featureCalls int64
 	for _, s := range rep.Stages {
 		var byCode int64
 		for _, n := range s.RejectedByCode {
@@ -101,6 +101,17 @@ func TestLoadSelf(t *testing.T) {
 			t.Errorf("%g× %s: preset %q", s.LoadFactor, s.Class, s.Preset)
 		}
 		offered += s.Offered
+		// The feature, evaluate and export calls exist and answer: a
+		// refusal of the route or a bad body would count as an error.
+		if (s.Class == "features" || s.Class == "evaluate" || s.Class == "exports") && s.Errors != 0 {
+			t.Errorf("%g× %s: %d errors", s.LoadFactor, s.Class, s.Errors)
+		}
+		if s.Class == "features" || s.Class == "evaluate" {
+			featureCalls += s.Achieved
+		}
+	}
+	if featureCalls == 0 {
+		t.Error("no feature read or evaluate succeeded")
 	}
 	if offered == 0 {
 		t.Error("no arrival offered")
@@ -124,7 +135,7 @@ func TestLoadBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--self", "--mix", "payments=70,features=30"}, `class "features" does not exist yet (known classes: batch, crawler, payments, reads)`},
+		{[]string{"--self", "--mix", "payments=70,features=30,features=1"}, `class "features" given twice`},
 		{[]string{"--self", "--mix", "payments=70,emails=30"}, `unknown class "emails"`},
 		{[]string{"--self", "--scenario", badScenario}, `unknown field "stages"`},
 		{[]string{"--self", "--objective-success", "1.5"}, "objective success 1.5"},

@@ -28,8 +28,11 @@ const ClassPayments = "payments"
 type op uint8
 
 const (
-	opTransfer op = iota // POST /v1/transactions, one posting of 1 minor unit
-	opRead               // GET /v1/accounts/{id}
+	opTransfer    op = iota // POST /v1/transactions, one posting of 1 minor unit
+	opRead                  // GET /v1/accounts/{id}
+	opFeatureRead           // GET /v1/features/card/{id}
+	opEvaluate              // POST /v1/features/evaluate, not recorded
+	opExport                // POST /v1/exports: entries of one account (deduplicated while one runs)
 )
 
 // classSpec is a class that exists today.
@@ -40,16 +43,28 @@ type classSpec struct {
 
 // classes: payments at the top level (route payments), reads as ordinary
 // reads, batch and crawler as reads claiming those traffic types (the key
-// must be entitled, else admission treats them as normal).
+// must be entitled, else admission treats them as normal); features
+// (reads of the run's feature) and evaluate (the synchronous risk check)
+// in the features route class, below payments and above reads; exports
+// (background jobs, shed first).
 var classes = map[string]classSpec{
 	ClassPayments: {op: opTransfer},
 	"reads":       {op: opRead},
 	"batch":       {op: opRead, traffic: "batch"},
 	"crawler":     {op: opRead, traffic: "crawler"},
+	"features":    {op: opFeatureRead},
+	"evaluate":    {op: opEvaluate},
+	"exports":     {op: opExport},
 }
 
-// notYet are classes of issue 11 whose endpoints do not exist yet.
-var notYet = []string{"features", "evaluate", "exports"}
+// needsFeature says whether a mix reads features: the run then defines
+// its feature (loadFeature) before any load is sent.
+func needsFeature(mix []Share) bool {
+	return slices.ContainsFunc(mix, func(sh Share) bool {
+		op := classes[sh.Class].op
+		return op == opFeatureRead || op == opEvaluate
+	})
+}
 
 func knownClasses() string {
 	names := make([]string, 0, len(classes))
@@ -68,7 +83,7 @@ type Share struct {
 }
 
 // maxClasses bounds a mix: one entry per known class.
-const maxClasses = 4
+const maxClasses = 7
 
 // ParseMix parses "payments=70,reads=25,crawler=5".
 func ParseMix(s string) ([]Share, error) {
@@ -96,9 +111,6 @@ func validateMix(mix []Share) error {
 	}
 	seen := map[string]bool{}
 	for _, sh := range mix {
-		if slices.Contains(notYet, sh.Class) {
-			return badInput("class %q does not exist yet (known classes: %s)", sh.Class, knownClasses())
-		}
 		if _, ok := classes[sh.Class]; !ok {
 			return badInput("unknown class %q (known classes: %s)", sh.Class, knownClasses())
 		}

@@ -14,9 +14,8 @@ func TestParseMix(t *testing.T) {
 	}{
 		{"payments=70,reads=25,crawler=5", ""},
 		{" payments = 1 , batch=2 ", ""},
-		{"payments=1,features=1", `class "features" does not exist yet (known classes: batch, crawler, payments, reads)`},
-		{"payments=1,exports=1", "does not exist yet"},
-		{"payments=1,writes=1", `unknown class "writes"`},
+		{"payments=1,features=1,evaluate=1,exports=1", ""},
+		{"payments=1,writes=1", `unknown class "writes" (known classes: batch, crawler, evaluate, exports, features, payments, reads)`},
 		{"reads=1", "mix has no payments"},
 		{"payments", "want class=weight"},
 		{"payments=x", "weight of payments"},
@@ -50,7 +49,7 @@ func TestParseScenario(t *testing.T) {
 		t.Errorf("scenario applied as %+v", cfg)
 	}
 	for _, bad := range []string{
-		`{"mix": {"features": 1, "payments": 1}}`,
+		`{"mix": {"emails": 1, "payments": 1}}`,
 		`{"mixx": {}}`,
 		`{"mix": {"payments": 1}} {}`,
 		`{"stage_duration": "soon"}`,

@@ -118,6 +118,18 @@ func (g *generator) send(ctx context.Context, ci int) (outcome, string) {
 		_, err = c.Transfer(ctx, client.Tx{Postings: []client.Posting{{Source: src, Destination: dst, Amount: "1", Asset: accountAsset}}})
 	case opRead:
 		_, err = c.Account(ctx, src)
+	case opFeatureRead:
+		_, err = c.Features(ctx, client.EntityRef{Type: "card", ID: "card-" + strconv.FormatUint(n%loadCards, 10)})
+	case opEvaluate:
+		_, err = c.Evaluate(ctx, client.Event{ID: "load-" + strconv.FormatUint(n, 10), Time: time.Now().UTC(),
+			Fields: map[string]any{"card": "card-" + strconv.FormatUint(n%loadCards, 10), "amount": 1}}, false)
+	case opExport:
+		// The entries of one account over the last hours: identical
+		// requests while one runs return the same job, as a user clicking
+		// twice would.
+		from := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
+		to := from.Add(3 * time.Hour)
+		_, err = c.CreateExport(ctx, client.ExportRequest{Kind: "entries", AccountID: src, From: &from, To: &to, Format: "csv"})
 	}
 	return classify(err)
 }

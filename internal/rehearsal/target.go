@@ -52,6 +52,11 @@ func open(ctx context.Context, cfg *Config) (*target, error) {
 		if err := t.createAccounts(ctx, cfg, key); err != nil {
 			return nil, errors.Join(fmt.Errorf("key %d of %d: %w", i+1, len(keys), err), t.close(ctx))
 		}
+		if needsFeature(cfg.Mix) {
+			if err := defineFeature(ctx, cfg, key); err != nil {
+				return nil, errors.Join(fmt.Errorf("key %d of %d: %w", i+1, len(keys), err), t.close(ctx))
+			}
+		}
 	}
 	t.hc = &http.Client{Transport: &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: cfg.RequestTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -154,6 +159,32 @@ func (t *target) createAccounts(ctx context.Context, cfg *Config, key string) er
 			return badInput("create account %s: %v", id, err)
 		}
 		t.accounts = append(t.accounts, id)
+	}
+	return nil
+}
+
+// loadFeature is the feature the features and evaluate classes read: a
+// count of events per card over 10 minutes. loadCards bounds the cards the
+// load spreads over.
+const (
+	loadFeature = "bulwark_load_card_count"
+	loadCards   = 1000
+)
+
+// defineFeature defines loadFeature for key's tenant (defining it again
+// changes nothing).
+func defineFeature(ctx context.Context, cfg *Config, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	c, err := client.New(cfg.URL, key, client.WithoutBatching())
+	if err != nil {
+		return badInput("%v", err)
+	}
+	defer c.Close()
+	_, err = c.DefineFeature(ctx, client.FeatureDefinition{Name: loadFeature, Source: "events", Entity: "card",
+		Aggregation: "count", Windows: []string{"10m"}})
+	if err != nil {
+		return badInput("define the feature %s: %v", loadFeature, err)
 	}
 	return nil
 }
