@@ -112,10 +112,11 @@ func exportKeys() []Key {
 func builtinPresets() []Preset {
 	return []Preset{{
 		Name: "surge",
-		Doc:  "Shed background work and crawlers during a traffic surge: recompute and backfill paused, crawler quota cut to 5/s (burst 5). Revert restores the previous values exactly.",
+		Doc:  "Shed background work and crawlers during a traffic surge: recompute, backfill and huge exports paused, crawler quota cut to 5/s (burst 5). Revert restores the previous values exactly.",
 		Values: []Assignment{
 			{Key: TaskRateKey(TaskRecompute), Value: "0"},
 			{Key: TaskRateKey(TaskAggBackfill), Value: "0"},
+			{Key: TaskRateKey(TaskExportHuge), Value: "0"},
 			{Key: KeyQuotaCrawlerRPS, Value: "5"},
 			{Key: KeyQuotaCrawlerBurst, Value: "5"},
 		},

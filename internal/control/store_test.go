@@ -167,12 +167,12 @@ func TestPresetApplyRevertRestoresExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Changes) != 4 || res.Changes[0].Preset == nil || *res.Changes[0].Preset != "surge" {
+	if len(res.Changes) != 5 || res.Changes[0].Preset == nil || *res.Changes[0].Preset != "surge" {
 		t.Fatalf("apply = %+v", res)
 	}
 	during := settings(t, s, "acme")
 	for k, want := range map[string]string{recompute: "0/tenant", backfill: "0/tenant",
-		control.KeyQuotaCrawlerRPS: "5/tenant", control.KeyQuotaCrawlerBurst: "5/tenant"} {
+		control.TaskRateKey(control.TaskExportHuge): "0/tenant", control.KeyQuotaCrawlerRPS: "5/tenant", control.KeyQuotaCrawlerBurst: "5/tenant"} {
 		if during[k] != want {
 			t.Errorf("during surge %s = %s, want %s", k, during[k], want)
 		}
