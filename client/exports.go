@@ -122,6 +122,45 @@ func (c *Client) CancelExport(ctx context.Context, id string) (*Export, error) {
 	return &out, nil
 }
 
+// AdminExport is an export with the tenant it belongs to, as the admin
+// routes answer.
+type AdminExport struct {
+	Tenant string `json:"tenant"`
+	Export
+}
+
+// ActiveExports lists the queued and running exports of every tenant (or
+// of tenant, when not empty), oldest first, at most limit (1 to 100; 0
+// means 100). It needs the admin key.
+func (c *Client) ActiveExports(ctx context.Context, tenant string, limit int) ([]AdminExport, error) {
+	q := url.Values{}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out struct {
+		Exports []AdminExport `json:"exports"`
+	}
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: "/v1/admin/exports", query: q, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return out.Exports, nil
+}
+
+// CancelTenantExport cancels tenant's queued or running export with the
+// admin key; a finished one is ErrExportFinished, another tenant's
+// ErrExportNotFound.
+func (c *Client) CancelTenantExport(ctx context.Context, tenant, id string) (*AdminExport, error) {
+	var out AdminExport
+	path := "/v1/admin/tenants/" + seg(tenant) + "/exports/" + seg(id)
+	if _, err := c.do(ctx, &request{method: http.MethodDelete, path: path, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // DownloadExport writes a succeeded export's file to path. A partial file
 // already at path is resumed with a Range request (its bytes are hashed
 // first), and the whole file is checked against the manifest's SHA-256;

@@ -21,8 +21,8 @@ import (
 
 const chartDir = "helm/bulwark"
 
-// chartRoles are the roles the chart knows, as internal/server names them
-// (features and exports come with those components).
+// chartRoles are the roles the chart knows, as internal/server names
+// them; all are enabled by default.
 var chartRoles = []string{"api", "workers", "cdc", "features", "exports"}
 
 type roleValues struct {
@@ -60,8 +60,12 @@ func TestHelmChartValues(t *testing.T) {
 		Kafka struct {
 			Brokers *string `yaml:"brokers"`
 		} `yaml:"kafka"`
-		Postgres map[string]string `yaml:"postgres"`
-		Probes   struct {
+		Postgres      map[string]string `yaml:"postgres"`
+		ExportsVolume struct {
+			Size        string   `yaml:"size"`
+			AccessModes []string `yaml:"accessModes"`
+		} `yaml:"exportsVolume"`
+		Probes struct {
 			Liveness  struct{ Path string } `yaml:"liveness"`
 			Readiness struct{ Path string } `yaml:"readiness"`
 		} `yaml:"probes"`
@@ -76,11 +80,17 @@ func TestHelmChartValues(t *testing.T) {
 	if _, ok := values.Postgres["url"]; !ok {
 		t.Error("values.yaml has no postgres.url")
 	}
+	if v := values.ExportsVolume; v.Size == "" || !slices.Contains(v.AccessModes, "ReadWriteMany") {
+		t.Errorf("exportsVolume: %+v: want a size and ReadWriteMany (api and exports pods share the files)", v)
+	}
 	for _, name := range chartRoles {
 		r, ok := values.Roles[name]
 		if !ok {
 			t.Errorf("values.yaml: no roles.%s", name)
 			continue
+		}
+		if !r.Enabled {
+			t.Errorf("roles.%s: disabled by default", name)
 		}
 		if r.Resources["requests"] == nil || r.MaxConns <= 0 || len(r.PDB) != 1 {
 			t.Errorf("roles.%s: resource requests %v, maxConns %d, pdb %v: want requests, a pool bound and one PDB bound", name, r.Resources["requests"], r.MaxConns, r.PDB)
@@ -111,8 +121,7 @@ func TestHelmChartRenders(t *testing.T) {
 		}
 	}
 	set := []string{"--set", "kafka.brokers=kafka:9092", "--set", "postgres.url=postgres://bulwark@db/bulwark",
-		"--set", "adminKey.value=bwa_x", "--set", "roles.features.enabled=true", "--set", "roles.exports.enabled=true",
-		"--set", "serviceMonitor.enabled=true"}
+		"--set", "adminKey.value=bwa_x", "--set", "serviceMonitor.enabled=true"}
 	if out, err := exec.Command(helm, append([]string{"lint", "--strict", chartDir}, set...)...).CombinedOutput(); err != nil {
 		t.Fatalf("helm lint: %v\n%s", err, out)
 	}
@@ -136,11 +145,22 @@ func TestHelmChartRenders(t *testing.T) {
 							Args           []string `yaml:"args"`
 							LivenessProbe  any      `yaml:"livenessProbe"`
 							ReadinessProbe any      `yaml:"readinessProbe"`
+							VolumeMounts   []struct {
+								Name      string `yaml:"name"`
+								MountPath string `yaml:"mountPath"`
+							} `yaml:"volumeMounts"`
 						} `yaml:"containers"`
+						Volumes []struct {
+							Name                  string `yaml:"name"`
+							PersistentVolumeClaim *struct {
+								ClaimName string `yaml:"claimName"`
+							} `yaml:"persistentVolumeClaim"`
+						} `yaml:"volumes"`
 					} `yaml:"spec"`
 				} `yaml:"template"`
-				MaxReplicas int `yaml:"maxReplicas"`
-				Behavior    any `yaml:"behavior"`
+				MaxReplicas int      `yaml:"maxReplicas"`
+				Behavior    any      `yaml:"behavior"`
+				AccessModes []string `yaml:"accessModes"`
 			} `yaml:"spec"`
 		}
 		err := dec.Decode(&doc)
@@ -163,6 +183,27 @@ func TestHelmChartRenders(t *testing.T) {
 			if strings.HasSuffix(doc.Metadata.Name, "-cdc") && (doc.Spec.Replicas == nil || *doc.Spec.Replicas != 1) {
 				t.Errorf("deployment %s: replicas %v, want 1", doc.Metadata.Name, doc.Spec.Replicas)
 			}
+			// The api pods serve the files the exports pods write: both
+			// (and only they) mount the shared claim at <data-dir>/exports.
+			claim, mounted := "", false
+			for _, v := range doc.Spec.Template.Spec.Volumes {
+				if v.Name == "exports" && v.PersistentVolumeClaim != nil {
+					claim = v.PersistentVolumeClaim.ClaimName
+				}
+			}
+			for _, c := range c {
+				for _, m := range c.VolumeMounts {
+					mounted = mounted || m.Name == "exports" && m.MountPath == "/var/lib/bulwark/exports"
+				}
+			}
+			shares := strings.HasSuffix(doc.Metadata.Name, "-api") || strings.HasSuffix(doc.Metadata.Name, "-exports")
+			if shares != (claim == "rel-bulwark-export-files" && mounted) {
+				t.Errorf("deployment %s: exports claim %q mounted %v", doc.Metadata.Name, claim, mounted)
+			}
+		case "PersistentVolumeClaim":
+			if !slices.Contains(doc.Spec.AccessModes, "ReadWriteMany") {
+				t.Errorf("claim %s: access modes %v, want ReadWriteMany", doc.Metadata.Name, doc.Spec.AccessModes)
+			}
 		case "HorizontalPodAutoscaler":
 			if doc.Spec.MaxReplicas < 1 || doc.Spec.Behavior == nil || strings.HasSuffix(doc.Metadata.Name, "-cdc") {
 				t.Errorf("autoscaler %s: max %d, behavior %v", doc.Metadata.Name, doc.Spec.MaxReplicas, doc.Spec.Behavior)
@@ -170,7 +211,7 @@ func TestHelmChartRenders(t *testing.T) {
 		}
 	}
 	for kind, want := range map[string]int{"Deployment": 5, "Service": 5, "PodDisruptionBudget": 5, "HorizontalPodAutoscaler": 4,
-		"ServiceMonitor": 1, "Secret": 1} {
+		"ServiceMonitor": 1, "Secret": 1, "PersistentVolumeClaim": 1} {
 		if len(kinds[kind]) != want {
 			t.Errorf("%d %s rendered (%v), want %d", len(kinds[kind]), kind, kinds[kind], want)
 		}
@@ -179,6 +220,15 @@ func TestHelmChartRenders(t *testing.T) {
 	out, err = exec.Command(helm, "template", "rel", chartDir).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "kafka.brokers is required") {
 		t.Errorf("helm template without kafka.brokers: err %v\n%s", err, out)
+	}
+	out, err = exec.Command(helm, append([]string{"template", "rel", chartDir, "--set", "exportsVolume.accessModes={ReadWriteOnce}"}, set...)...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "must include ReadWriteMany") {
+		t.Errorf("helm template with a ReadWriteOnce exports volume: err %v\n%s", err, out)
+	}
+	// An existing claim: mounted, none created.
+	out, err = exec.Command(helm, append([]string{"template", "rel", chartDir, "--set", "exportsVolume.existingClaim=shared-exports"}, set...)...).CombinedOutput()
+	if err != nil || strings.Contains(string(out), "kind: PersistentVolumeClaim") || strings.Count(string(out), "claimName: shared-exports") != 2 {
+		t.Errorf("helm template with an existing exports claim: err %v\n%s", err, out)
 	}
 	out, err = exec.Command(helm, append([]string{"template", "rel", chartDir, "--set", "roles.cdc.replicas=2"}, set...)...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "exactly one replica") {

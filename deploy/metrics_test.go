@@ -19,6 +19,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/bulwark-ledger/bulwark/internal/cdc/relay"
+	"github.com/bulwark-ledger/bulwark/internal/export"
+	"github.com/bulwark-ledger/bulwark/internal/features"
 	"github.com/bulwark-ledger/bulwark/internal/pgtest"
 	"github.com/bulwark-ledger/bulwark/internal/promql"
 	"github.com/bulwark-ledger/bulwark/internal/server"
@@ -27,9 +29,9 @@ import (
 
 // The dashboards and rules under deploy/ may refer only to metrics that a
 // server really exports, or to series the recording rules produce. The
-// test runs a server with every role it can run here (api, workers, cdc on
-// the embedded broker), sends traffic so that the counters and histograms
-// with labels appear, scrapes /metrics, and checks every PromQL expression
+// test runs a server with every role (api, workers, cdc on the embedded
+// broker, features, exports), sends traffic, events, a backfill and an
+// export so that the counters, gauges and histograms with labels appear, scrapes /metrics, and checks every PromQL expression
 // of every dashboard panel, template variable and rule.
 
 const adminKey = "bwa_deploy_test_admin_key"
@@ -113,19 +115,33 @@ func usedOutside(exprs []exprRef, name string) bool {
 func scrapeServer(t *testing.T) map[string]bool {
 	t.Helper()
 	base := servertest.Start(t, server.Config{PostgresURL: pgtest.NewDB(t), AdminKey: adminKey,
-		Roles:   []string{server.RoleAPI, server.RoleWorkers, server.RoleCDC},
+		Roles:   []string{server.RoleAPI, server.RoleWorkers, server.RoleCDC, server.RoleFeat, server.RoleExports},
 		DataDir: t.TempDir(),
 		// Heartbeats refresh the change stream's lag gauges: often, so the
 		// test sees them set.
-		CDC:    relay.Config{HeartbeatInterval: 200 * time.Millisecond},
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
-	traffic(t, base)
+		CDC: relay.Config{HeartbeatInterval: 200 * time.Millisecond},
+		// One event per backfill chunk: a partition with history needs a
+		// second token after its first chunk, so its lag series stays.
+		Features: features.Config{ChunkEvents: 1, TaskPoll: 100 * time.Millisecond},
+		Exports:  export.Config{Poll: 50 * time.Millisecond, SweepEvery: 200 * time.Millisecond},
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	tk := traffic(t, base)
+	backgroundWork(t, base, tk)
 	// The relay commits the traffic's changes to Kafka; its per-result
 	// and per-operation series appear then.
+	// A change made before the relay's snapshot point is relayed as a
+	// snapshot row, not as a streamed event: with five roles starting, the
+	// traffic may come first, so a transfer every 2 s (at most 30) makes
+	// sure the stream carries one.
 	deadline := time.Now().Add(60 * time.Second)
-	for {
+	for i := 0; ; i++ {
+		if i%10 == 0 {
+			servertest.Call(t, base, tk, "POST", "/v1/transactions",
+				fmt.Sprintf(`{"idempotency_key":"late%d","postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]}`, i), 201)
+		}
 		names := scrape(t, base)
-		if names["bulwark_cdc_events_produced_total"] && names["bulwark_cdc_kafka_transaction_records_bucket"] {
+		if names["bulwark_cdc_events_produced_total"] && names["bulwark_cdc_kafka_transaction_records_bucket"] &&
+			names["bulwark_features_consumer_lag_records"] {
 			return names
 		}
 		if time.Now().After(deadline) {
@@ -136,8 +152,9 @@ func scrapeServer(t *testing.T) map[string]bool {
 }
 
 // traffic creates a tenant, accounts and transfers (sync and async), and
-// reads, so that every labelled HTTP, admission and ledger series exists.
-func traffic(t *testing.T, base string) {
+// reads, so that every labelled HTTP, admission and ledger series exists;
+// it returns the tenant's key.
+func traffic(t *testing.T, base string) string {
 	t.Helper()
 	servertest.Call(t, base, adminKey, "POST", "/v1/admin/tenants", `{"id":"acme"}`, 201)
 	tk := servertest.Call(t, base, adminKey, "POST", "/v1/admin/tenants/acme/api-keys", ``, 201)["key"].(string)
@@ -154,6 +171,64 @@ func traffic(t *testing.T, base string) {
 	servertest.Call(t, base, tk, "GET", "/v1/accounts/a", ``, 200)
 	servertest.Call(t, base, "bwk_not_a_key", "POST", "/v1/transactions", `{}`, 401)
 	servertest.Call(t, base, adminKey, "GET", "/v1/admin/settings/keys", ``, 200)
+	return tk
+}
+
+// backgroundWork makes the features engine and the export workers export
+// their labelled series: tenant events (one sent twice), a backfill left
+// paused half way (task lag and the rate gauge at 0 stay while paused),
+// and an export run to the end.
+func backgroundWork(t *testing.T, base, tk string) {
+	t.Helper()
+	now := time.Now().UTC()
+	var evs []string
+	for i := range 20 {
+		evs = append(evs, fmt.Sprintf(`{"id":"e%d","time":%q,"fields":{"card":"c%d"}}`, i, now.Add(-time.Duration(i)*time.Second).Format(time.RFC3339Nano), i%3))
+	}
+	servertest.Call(t, base, tk, "POST", "/v1/events", `{"events":[`+strings.Join(evs, ",")+`]}`, 202)
+	servertest.Call(t, base, tk, "POST", "/v1/events", evs[0], 202)
+	waitSeries(t, base, `bulwark_features_events_applied_total{source="events"}`)
+	// One chunk every 5 s per partition: the first chunk of each partition
+	// runs at once (a full bucket), its lag series then waits.
+	setRate := func(v string) {
+		servertest.Call(t, base, adminKey, "PATCH", "/v1/admin/settings/tenants/acme",
+			`{"set":{"tasks.agg_backfill.rate_per_partition":"`+v+`"},"reason":"deploy test"}`, 200)
+	}
+	setRate("0.2")
+	servertest.Call(t, base, tk, "POST", "/v1/features/definitions",
+		`{"name":"card_count","source":"events","entity":"card","aggregation":"count","windows":["10m"]}`, 201)
+	waitSeries(t, base, "bulwark_features_task_lag_events")
+	setRate("0")
+	waitSeries(t, base, `bulwark_features_task_rate_per_partition{task="agg_backfill",tenant="acme"}`)
+	// A worker waiting for its next token when the pause came gives up
+	// within 2 s: a refusal (canceled) with its task label.
+	waitSeries(t, base, `bulwark_ratelimit_denied_total{reason="canceled",task="agg_backfill"}`)
+	ex := servertest.Call(t, base, tk, "POST", "/v1/exports", `{"kind":"accounts"}`, 202)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st := servertest.Call(t, base, tk, "GET", "/v1/exports/"+ex["id"].(string), ``, 200)
+		if st["state"] == "succeeded" {
+			break
+		}
+		if time.Now().After(deadline) || st["state"] == "failed" {
+			t.Fatalf("export: %v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitSeries(t, base, `bulwark_export_rows_total{queue="normal"}`)
+}
+
+// waitSeries waits up to 60 s for series (a name, or a name with its
+// labels as written) on /metrics.
+func waitSeries(t *testing.T, base, series string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !scrape(t, base)[series] {
+		if time.Now().After(deadline) {
+			t.Fatalf("no series %s on /metrics in 60 s", series)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func scrape(t *testing.T, base string) map[string]bool {

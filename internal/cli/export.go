@@ -42,7 +42,8 @@ func (f *exportFlags) run(fn func(c *client.Client) error) error {
 
 func newExportCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "export", Short: "Export entries, transactions or accounts to files (docs/exports.md)"}
-	cmd.AddCommand(newExportCreateCmd(), newExportStatusCmd(), newExportListCmd(), newExportCancelCmd(), newExportDownloadCmd())
+	cmd.AddCommand(newExportCreateCmd(), newExportStatusCmd(), newExportListCmd(), newExportCancelCmd(), newExportDownloadCmd(),
+		newExportActiveCmd(), newExportAdminCancelCmd())
 	return cmd
 }
 
@@ -276,5 +277,57 @@ func newExportDownloadCmd() *cobra.Command {
 	}
 	f.add(cmd)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write (default: the manifest's file name)")
+	return cmd
+}
+
+// newExportActiveCmd lists every tenant's queued and running exports with
+// the admin key (what the console's exports section shows).
+func newExportActiveCmd() *cobra.Command {
+	var f apiFlags
+	var tenant string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "active [--tenant ID] [--limit N]",
+		Short: "List the queued and running exports of every tenant (admin key)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.withClient(func(c *client.Client) error {
+				list, err := c.ActiveExports(cmd.Context(), tenant, limit)
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "%-20s  %-36s  %-12s  %-6s  %-9s  %12s  %6s  %s\n", "TENANT", "ID", "KIND", "QUEUE", "STATE", "ROWS", "%", "CREATED")
+				for _, e := range list {
+					fmt.Fprintf(w, "%-20s  %-36s  %-12s  %-6s  %-9s  %12d  %6.1f  %s\n", e.Tenant, e.ID, e.Kind, e.Queue, e.State,
+						e.RowsWritten, e.ProgressPercent, e.CreatedAt.UTC().Format(time.RFC3339))
+				}
+				return nil
+			})
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant's exports")
+	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many (1 to 100; default 100)")
+	return cmd
+}
+
+// newExportAdminCancelCmd cancels any tenant's export with the admin key.
+func newExportAdminCancelCmd() *cobra.Command {
+	var f apiFlags
+	cmd := &cobra.Command{
+		Use:   "admin-cancel TENANT ID",
+		Short: "Cancel a tenant's queued or running export (admin key)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.withClient(func(c *client.Client) error {
+				e, err := c.CancelTenantExport(cmd.Context(), args[0], args[1])
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd.OutOrStdout(), e)
+			})
+		},
+	}
+	f.add(cmd)
 	return cmd
 }

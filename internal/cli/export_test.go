@@ -58,16 +58,18 @@ func TestExportCommands(t *testing.T) {
 	if err := exporttest.Seed(context.Background(), pool, "acme", 5, 700); err != nil {
 		t.Fatal(err)
 	}
-	run := func(args ...string) (string, error) {
+	runAs := func(k string, args ...string) (string, error) {
 		t.Helper()
 		var out bytes.Buffer
 		root := cli.Root()
 		root.SetOut(&out)
 		root.SetErr(io.Discard)
-		root.SetArgs(append(args, "--server", "http://"+addr, "--key", key))
+		root.SetArgs(append(args, "--server", "http://"+addr, "--key", k))
 		err := root.ExecuteContext(context.Background())
 		return out.String(), err
 	}
+	run := func(args ...string) (string, error) { return runAs(key, args...) }
+	admin := func(args ...string) (string, error) { return runAs("test-admin", args...) }
 	out, err := run("export", "create", "--kind", "transactions", "--from", "2026-01-01", "--to", "2026-02-01",
 		"--format", "jsonl", "--compression", "gzip", "--wait")
 	if err != nil || !strings.Contains(out, `"state": "succeeded"`) || !strings.Contains(out, `"rows": 700`) {
@@ -92,6 +94,21 @@ func TestExportCommands(t *testing.T) {
 	}
 	if _, err := run("export", "create", "--kind", "ledgers"); err == nil || !strings.Contains(err.Error(), "invalid_request") {
 		t.Fatalf("create of an unknown kind: %v", err)
+	}
+	// The admin commands: a tenant key is refused; with the admin key the
+	// finished export is not active, cannot be cancelled, and is not
+	// another tenant's.
+	if _, err := run("export", "active"); err == nil || !strings.Contains(err.Error(), "admin_key_required") {
+		t.Fatalf("active with a tenant key: %v", err)
+	}
+	if out, err := admin("export", "active", "--tenant", "acme"); err != nil || !strings.HasPrefix(out, "TENANT") || strings.Contains(out, id) {
+		t.Fatalf("active: %v\n%s", err, out)
+	}
+	if _, err := admin("export", "admin-cancel", "acme", id); err == nil || !strings.Contains(err.Error(), "export_finished") {
+		t.Fatalf("admin-cancel of a finished export: %v", err)
+	}
+	if _, err := admin("export", "admin-cancel", "other", id); err == nil || !strings.Contains(err.Error(), "export_not_found") {
+		t.Fatalf("admin-cancel naming another tenant: %v", err)
 	}
 }
 

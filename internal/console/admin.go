@@ -34,7 +34,9 @@ func (c *Console) registerAdmin() {
 	get("settings/history")
 	get("settings/tenants/{tenant}")
 	get("presets")
+	get("exports")
 	c.mux.HandleFunc("PATCH /console/api/admin/settings/tenants/{tenant}", c.change(c.patchSettings))
+	c.mux.HandleFunc("DELETE /console/api/admin/tenants/{tenant}/exports/{id}", c.change(c.cancelExport))
 	c.mux.HandleFunc("POST /console/api/admin/presets/{preset}/{action}", c.change(c.preset))
 }
 
@@ -77,6 +79,17 @@ func (c *Console) preset(w http.ResponseWriter, r *http.Request, _ string, s ses
 		return
 	}
 	c.forwardJSON(w, r, s, control.PresetRequest{Tenant: in.Tenant, Reason: in.Reason, Operator: s.operator}, in.Reason)
+}
+
+// cancelExport cancels any tenant's export through the exports admin route
+// (the exports API answers 404 export_not_found for a wrong tenant, 409
+// export_finished once finished). No reason is asked: it changes no
+// setting, and the exports API logs the cancel with the tenant and id.
+func (c *Console) cancelExport(w http.ResponseWriter, r *http.Request, _ string, s session) {
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	c.forward(sw, r, s, nil)
+	c.cfg.Log.Info("console: export cancel", "tenant", r.PathValue("tenant"), "id", r.PathValue("id"), "status", sw.status,
+		"operator", s.operator, "remote", r.RemoteAddr)
 }
 
 // reasonGiven answers reason_required for an empty or blank reason.

@@ -248,6 +248,7 @@ func TestChangeWithoutCSRFIsRefused(t *testing.T) {
 	isProblem(t, "cross-site fetch", b.do("PATCH", path, body, console.CSRFHeader, b.csrf, "Sec-Fetch-Site", "cross-site"), problem.CodeCSRFTokenInvalid)
 	isProblem(t, "preset without token", b.do("POST", "/console/api/admin/presets/surge/apply", `{"tenant":"acme","reason":"r"}`), problem.CodeCSRFTokenInvalid)
 	isProblem(t, "sign-out without token", b.do("POST", "/console/api/signout", ""), problem.CodeCSRFTokenInvalid)
+	isProblem(t, "export cancel without token", b.do("DELETE", "/console/api/admin/tenants/acme/exports/0193", ""), problem.CodeCSRFTokenInvalid)
 	if n := f.historyLen(t); n != 0 {
 		t.Fatalf("refused changes wrote %d audit entries", n)
 	}

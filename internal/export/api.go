@@ -17,7 +17,8 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/tenant"
 )
 
-// API serves exports over HTTP for the tenant of the request's API key.
+// API serves exports over HTTP for the tenant of the request's API key,
+// and the admin routes (admin.go) for the admin key.
 type API struct {
 	store    *Store
 	dir      string
@@ -45,6 +46,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/exports/{id}", a.get)
 	mux.HandleFunc("DELETE /v1/exports/{id}", a.cancel)
 	mux.HandleFunc("GET /v1/exports/{id}/download", a.download)
+	mux.HandleFunc("GET /v1/admin/exports", a.adminList)
+	mux.HandleFunc("DELETE /v1/admin/tenants/{tenant}/exports/{id}", a.adminCancel)
 }
 
 // Status is the API's view of an export.

@@ -18,7 +18,10 @@ import (
 )
 
 // apiEnv serves the export routes with the tenant taken from the
-// X-Test-Tenant header (the edge's authentication is tested elsewhere).
+// X-Test-Tenant header, or the admin principal for adminPrincipal (the
+// edge's authentication is tested elsewhere).
+const adminPrincipal = "@admin"
+
 type apiEnv struct {
 	*env
 	api *API
@@ -36,6 +39,9 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	api.Register(mux)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := tenant.Principal{TenantID: r.Header.Get("X-Test-Tenant")}
+		if p.TenantID == adminPrincipal {
+			p = tenant.Principal{Admin: true}
+		}
 		mux.ServeHTTP(w, r.WithContext(tenant.WithPrincipal(r.Context(), p)))
 	}))
 	t.Cleanup(srv.Close)
@@ -250,5 +256,63 @@ func TestDownload(t *testing.T) {
 	a.expectProblem(a.do("acme", "GET", m.DownloadURL, ""), problem.CodeExportExpired)
 	if list := a.do("acme", "GET", "/v1/exports?limit=5", ""); list.status != http.StatusOK || !strings.Contains(string(list.body), `"expired"`) {
 		t.Fatalf("list: %d %s", list.status, list.body)
+	}
+}
+
+// TestAdminRoutes: the admin key lists every tenant's queued and running
+// exports (or one tenant's) and cancels any of them by naming its tenant;
+// a tenant key cannot use these routes, the admin key cannot use the
+// tenant's, a wrong tenant is 404 and a finished export 409, each
+// changing nothing.
+func TestAdminRoutes(t *testing.T) {
+	t.Parallel()
+	a := newAPIEnv(t)
+	for _, tn := range []string{"acme", "other"} {
+		if err := exporttest.Seed(context.Background(), a.pool, tn, 2, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acme := a.create("acme", Request{Kind: KindAccounts})
+	other := a.create("other", Request{Kind: KindAccounts})
+	list := func(query string) []AdminStatus {
+		t.Helper()
+		ans := a.do(adminPrincipal, "GET", "/v1/admin/exports"+query, "")
+		var out struct{ Exports []AdminStatus }
+		if ans.status != http.StatusOK || json.Unmarshal(ans.body, &out) != nil {
+			t.Fatalf("list%s: %d %s", query, ans.status, ans.body)
+		}
+		return out.Exports
+	}
+	all := list("")
+	if len(all) != 2 || all[0].ID != acme.ID || all[0].Tenant != "acme" || all[1].ID != other.ID || all[1].Tenant != "other" ||
+		all[0].State != StateQueued || all[0].Queue != QueueNormal {
+		t.Fatalf("active exports: %+v", all)
+	}
+	if one := list("?tenant=other&limit=5"); len(one) != 1 || one[0].ID != other.ID {
+		t.Fatalf("other's active exports: %+v", one)
+	}
+	a.expectProblem(a.do(adminPrincipal, "GET", "/v1/admin/exports?limit=0", ""), problem.CodeInvalidRequest)
+	a.expectProblem(a.do(adminPrincipal, "GET", "/v1/admin/exports?limit=101", ""), problem.CodeInvalidRequest)
+	a.expectProblem(a.do("acme", "GET", "/v1/admin/exports", ""), problem.CodeAdminKeyRequired)
+	a.expectProblem(a.do("acme", "DELETE", "/v1/admin/tenants/acme/exports/"+acme.ID, ""), problem.CodeAdminKeyRequired)
+	a.expectProblem(a.do(adminPrincipal, "DELETE", "/v1/exports/"+acme.ID, ""), problem.CodeTenantKeyRequired)
+	// The wrong tenant, a malformed id: not found, nothing cancelled.
+	a.expectProblem(a.do(adminPrincipal, "DELETE", "/v1/admin/tenants/other/exports/"+acme.ID, ""), problem.CodeExportNotFound)
+	a.expectProblem(a.do(adminPrincipal, "DELETE", "/v1/admin/tenants/acme/exports/not-a-uuid", ""), problem.CodeExportNotFound)
+	if n := len(list("")); n != 2 {
+		t.Fatalf("%d active exports after refused cancels, want 2", n)
+	}
+	ans := a.do(adminPrincipal, "DELETE", "/v1/admin/tenants/acme/exports/"+acme.ID, "")
+	var st AdminStatus
+	if ans.status != http.StatusOK || json.Unmarshal(ans.body, &st) != nil || st.State != StateCancelled || st.Tenant != "acme" {
+		t.Fatalf("cancel: %d %s", ans.status, ans.body)
+	}
+	a.expectProblem(a.do(adminPrincipal, "DELETE", "/v1/admin/tenants/acme/exports/"+acme.ID, ""), problem.CodeExportFinished)
+	if left := list(""); len(left) != 1 || left[0].ID != other.ID {
+		t.Fatalf("active after cancel: %+v", left)
+	}
+	// The tenant sees its export cancelled.
+	if got := decodeStatus(t, a.do("acme", "GET", "/v1/exports/"+acme.ID, "")); got.State != StateCancelled {
+		t.Fatalf("acme's view: %+v", got)
 	}
 }

@@ -60,10 +60,16 @@ func newMetrics(reg prometheus.Registerer, pools map[string]*pgxpool.Pool) *metr
 			Help: "Acquires waiting for a connection of an export database pool."},
 			func() float64 { return float64(p.Stat().EmptyAcquireCount()) })
 	}
+	// Every series at 0 from the start: rate() and increase() in alerts
+	// then see the first failure instead of a series that appears at 1.
 	for _, name := range []string{QueueNormal, QueueHuge} {
 		m.depth.WithLabelValues(name)
 		m.running.WithLabelValues(name)
 		m.age.WithLabelValues(name)
+		m.failures.WithLabelValues(name)
+		for _, o := range []string{StateSucceeded, StateFailed, "lost"} {
+			m.jobs.WithLabelValues(name, o)
+		}
 	}
 	return m
 }

@@ -172,8 +172,13 @@ const MaxList = 100
 // List returns tenant's newest exports, at most limit (≤ MaxList).
 func (s *Store) List(ctx context.Context, tenant string, limit int) ([]*Job, error) {
 	limit = min(max(limit, 1), MaxList)
-	rows, err := s.pool.Query(ctx, `SELECT `+jobCols+` FROM export_jobs WHERE tenant_id = $1
+	return s.jobs(ctx, `SELECT `+jobCols+` FROM export_jobs WHERE tenant_id = $1
 		ORDER BY created_at DESC, id DESC LIMIT $2`, tenant, limit)
+}
+
+// jobs runs a query of jobCols rows.
+func (s *Store) jobs(ctx context.Context, sql string, args ...any) ([]*Job, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,8 @@ type Engine struct {
 
 	brokerMu sync.Mutex // guards cfg.Brokers while BrokersFn resolves it
 
-	detailLagAt time.Time // RunTasks only: last count of paused detail partitions
+	detailLagAt time.Time            // RunTasks only: last count of paused detail partitions
+	ratesSet    map[taskRateKey]bool // RunTasks only: series of the task rate gauge
 
 	prodOnce sync.Once
 	prod     *kgo.Client

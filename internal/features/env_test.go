@@ -225,9 +225,16 @@ func featuresConfigChunk(n int) features.Config { return features.Config{ChunkEv
 // with "/" (in label-name order).
 func (e *env) series(name string) map[string]float64 {
 	e.t.Helper()
-	mfs, err := e.reg.Gather()
+	return gatherSeries(e.t, e.reg, name)
+}
+
+// gatherSeries returns the values of name's series in reg, keyed by their
+// label values joined by "/".
+func gatherSeries(t *testing.T, reg prometheus.Gatherer, name string) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	out := map[string]float64{}
 	for _, mf := range mfs {

@@ -7,7 +7,8 @@ import (
 
 // metrics of the engine. Label cardinality is bounded: task gauges carry
 // (task, tenant, partition) only while a task is unfinished (the series
-// are deleted when it completes), consumer lag carries (topic, partition)
+// are deleted when it completes), the rate gauge (task, tenant) only for
+// pairs the last task scan found work for, consumer lag carries (topic, partition)
 // of the partitions this process owns, and nothing else has a tenant label.
 type metrics struct {
 	applied       *prometheus.CounterVec // source
@@ -21,6 +22,7 @@ type metrics struct {
 	taskLagEvents *prometheus.GaugeVec // task, tenant, partition
 	taskLagSecs   *prometheus.GaugeVec // task, tenant, partition
 	taskEvents    *prometheus.CounterVec
+	taskRate      *prometheus.GaugeVec // task, tenant: only pairs with unfinished work
 	detailSent    prometheus.Counter
 }
 
@@ -47,6 +49,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Events a backfill, recompute or velocity-detail task partition still has to process."}, []string{"task", "tenant", "partition"}),
 		taskLagSecs: f.NewGaugeVec(prometheus.GaugeOpts{Name: "bulwark_features_task_lag_seconds",
 			Help: "Age of the oldest event a task partition still has to process, relative to its start (detail: to now)."}, []string{"task", "tenant", "partition"}),
+		taskRate: f.NewGaugeVec(prometheus.GaugeOpts{Name: "bulwark_features_task_rate_per_partition",
+			Help: "Live rate setting of a task type for a tenant (tasks.<task>.rate_per_partition, tokens (chunks) per second per partition; 0: paused), while the tenant has unfinished work of that task."}, []string{"task", "tenant"}),
 		taskEvents: f.NewCounterVec(prometheus.CounterOpts{Name: "bulwark_features_task_events_total",
 			Help: "Events processed by background tasks, by task."}, []string{"task"}),
 		detailSent: f.NewCounter(prometheus.CounterOpts{Name: "bulwark_features_detail_records_total",

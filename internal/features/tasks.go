@@ -156,6 +156,7 @@ func (e *Engine) tick(ctx context.Context, start func(any, func(context.Context)
 	if refresh {
 		e.detailLagAt = time.Now()
 	}
+	e.setRates(parts, details)
 	for _, k := range details {
 		if !e.paused(k.Tenant, control.TaskVelocityDetail) {
 			start(k, func(ctx context.Context) { e.runDetail(ctx, k) })
@@ -168,12 +169,51 @@ func (e *Engine) tick(ctx context.Context, start func(any, func(context.Context)
 	return nil
 }
 
-// paused reports whether tenant's rate of task is 0 now.
-func (e *Engine) paused(tenant, task string) bool {
+// rate returns tenant's live rate of task (tokens per second per
+// partition); ok is false when the settings cannot tell (tests without a
+// watcher).
+func (e *Engine) rate(tenant, task string) (perSec float64, ok bool) {
 	r, ok := e.lim.(interface {
 		Float(tenant, key string) float64
 	})
-	return ok && r.Float(tenant, control.TaskRateKey(task)) <= 0
+	if !ok {
+		return 0, false
+	}
+	return r.Float(tenant, control.TaskRateKey(task)), true
+}
+
+// paused reports whether tenant's rate of task is 0 now.
+func (e *Engine) paused(tenant, task string) bool {
+	r, ok := e.rate(tenant, task)
+	return ok && r <= 0
+}
+
+// taskRateKey labels one series of the task rate gauge.
+type taskRateKey struct{ task, tenant string }
+
+// setRates exports the live rate of every (task, tenant) with work found
+// by this scan, and deletes the series of pairs no longer found, so the
+// gauge has at most 2 × maxTaskScan series. An alert compares it with
+// the task lag: lag growing while the rate is 0 is a forgotten pause.
+func (e *Engine) setRates(parts []partKey, details []detailKey) {
+	seen := make(map[taskRateKey]bool, len(parts)+len(details))
+	for _, k := range parts {
+		seen[taskRateKey{k.Task, k.Tenant}] = true
+	}
+	for _, k := range details {
+		seen[taskRateKey{control.TaskVelocityDetail, k.Tenant}] = true
+	}
+	for k := range seen {
+		if r, ok := e.rate(k.tenant, k.task); ok {
+			e.m.taskRate.WithLabelValues(k.task, k.tenant).Set(r)
+		}
+	}
+	for k := range e.ratesSet {
+		if !seen[k] {
+			e.m.taskRate.DeleteLabelValues(k.task, k.tenant)
+		}
+	}
+	e.ratesSet = seen
 }
 
 // waitToken waits for a token of key, at most tokenWaitMax: false means

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bulwark-ledger/bulwark/internal/control"
 	"github.com/bulwark-ledger/bulwark/internal/features"
@@ -82,6 +85,29 @@ func TestOnCallRehearsal(t *testing.T) {
 		}
 		return ""
 	})
+	// The rate gauge shows the running tasks' live rates, then 0 once paused
+	// (the pause alert reads it next to the task lag): each process exports
+	// the pairs its scan finds (not leased by the other), so read both.
+	rateOf := func(task string) string {
+		var vals []float64
+		for _, reg := range []prometheus.Gatherer{e.reg, second.reg} {
+			if r, ok := gatherSeries(t, reg, "bulwark_features_task_rate_per_partition")[task+"/acme"]; ok {
+				vals = append(vals, r)
+			}
+		}
+		if len(vals) == 0 {
+			return "absent"
+		}
+		slices.Sort(vals)
+		vals = slices.Compact(vals)
+		return fmt.Sprint(vals)
+	}
+	eventually(t, 5*time.Second, func() string {
+		if rateOf(control.TaskAggBackfill) != "[10]" || rateOf(control.TaskRecompute) != "[10]" {
+			return "rate gauge while running: " + rateOf(control.TaskAggBackfill) + ", " + rateOf(control.TaskRecompute)
+		}
+		return ""
+	})
 	if _, err := e.ctl.ApplyPreset(context.Background(), "acme", "surge", control.Actor{KeyID: "oncall", Reason: "surge"}); err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +169,12 @@ func TestOnCallRehearsal(t *testing.T) {
 	if len(lagged) == 0 {
 		t.Fatal("no task lag series while tasks are paused")
 	}
+	eventually(t, 5*time.Second, func() string {
+		if rateOf(control.TaskAggBackfill) != "[0]" || rateOf(control.TaskRecompute) != "[0]" {
+			return "rate gauge while paused: " + rateOf(control.TaskAggBackfill) + ", " + rateOf(control.TaskRecompute)
+		}
+		return ""
+	})
 	if _, err := e.ctl.RevertPreset(context.Background(), "acme", "surge", control.Actor{KeyID: "oncall", Reason: "recovered"}); err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +192,12 @@ func TestOnCallRehearsal(t *testing.T) {
 	if s := e.series("bulwark_features_task_lag_events"); len(s) != 0 {
 		t.Fatalf("task lag series after completion: %v", s)
 	}
+	eventually(t, 5*time.Second, func() string {
+		if a, b := rateOf(control.TaskAggBackfill), rateOf(control.TaskRecompute); a != "absent" || b != "absent" {
+			return fmt.Sprint("rate series after completion: ", a, ", ", b)
+		}
+		return ""
+	})
 	for k, v := range e.series("bulwark_features_consumer_lag_records") {
 		if v != 0 {
 			t.Fatalf("consumer lag %s = %v", k, v)
@@ -184,7 +222,10 @@ func (c countingRates) Rate(tenant, task string) (float64, <-chan struct{}, bool
 	return r, ch, ok
 }
 
-type process struct{ paused atomic.Int64 }
+type process struct {
+	paused atomic.Int64
+	reg    *prometheus.Registry
+}
 
 // addProcess runs a second engine (its own settings watcher, limiter,
 // worker and tasks) on the same database and broker.
@@ -195,7 +236,8 @@ func (e *env) addProcess(cfg features.Config) *process {
 	if err := w.Sync(ctx); err != nil {
 		e.t.Fatal(err)
 	}
-	p := &process{}
+	p := &process{reg: prometheus.NewRegistry()}
+	cfg.Registerer = p.reg
 	cfg.Brokers, cfg.LedgerTopic, cfg.TaskPoll = e.brokers, "-", 100*time.Millisecond
 	cfg.Owner = "second"
 	eng, err := features.New(e.pool, w, ratelimit.New(countingRates{ratelimit.FromControl(w), &p.paused}), cfg)

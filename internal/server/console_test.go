@@ -129,8 +129,9 @@ func positiveNumber(s string) bool {
 // tenant key is refused at sign-in, the admin key signs in, the ledger's
 // transactions per second move under load, the surge preset applied from
 // the page pauses acme's recompute tasks in the task rows (rate 10 → 0)
-// and its revert restores them (→ 10), and sign-out returns to the sign-in
-// form. Screenshots are kept under $BULWARK_ARTIFACTS (or a temporary
+// and its revert restores them (→ 10), a real backfill shows its lag per
+// partition, a queued export is cancelled from the exports section, and
+// sign-out returns to the sign-in form. Screenshots are kept under $BULWARK_ARTIFACTS (or a temporary
 // directory; the log prints each path).
 func TestConsoleInBrowser(t *testing.T) {
 	path, why := chromium()
@@ -138,7 +139,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		fmt.Println("TestConsoleInBrowser skipped:", why)
 		t.Skip(why)
 	}
-	admin, _ := startServerRoles(t, server.RoleAPI, server.RoleWorkers, server.RoleCDC)
+	// The features role runs a real backfill; no exports role: an export
+	// stays queued until the console cancels it.
+	admin, _ := startServerWith(t, t.TempDir(), func(c *server.Config) {
+		c.Features.ChunkEvents, c.Features.TaskPoll = 1, 100*time.Millisecond
+	}, server.RoleAPI, server.RoleWorkers, server.RoleCDC, server.RoleFeat)
 	acme := newTenant(t, admin, "acme")
 	newTenant(t, admin, "globex")
 	for _, a := range []map[string]any{{"id": "world", "asset": "USD", "scale": 2},
@@ -226,6 +231,62 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.run("apply without a reason", b.setValue("#preset-reason", ""), chromedp.Click(chromedp.CSS("#preset-apply")))
 	b.waitText("reason required", "#change-result", 5*time.Second, func(s string) bool { return strings.Contains(s, "reason_required") })
 
+	backfillAndCancelExport(t, b, admin, acme)
+
 	b.run("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signin")))
 	b.waitText("signed out", "#signin-error", 2*time.Second, func(s string) bool { return s == "Signed out." })
+}
+
+// backfillAndCancelExport: acme's events, then a feature over them, whose
+// backfill (one event per chunk, 0.2 chunks/s per partition) shows in the
+// task rows with the engine's lag; then an export (no exports role runs
+// it: it stays queued) listed with its pool and tenant and cancelled with
+// the console's button.
+func backfillAndCancelExport(t *testing.T, b *browser, admin, acme *client) {
+	t.Helper()
+	now := time.Now().UTC()
+	var evs []map[string]any
+	for i := range 20 {
+		evs = append(evs, map[string]any{"id": fmt.Sprint("e", i), "time": now.Add(-time.Duration(i) * time.Second).Format(time.RFC3339Nano),
+			"fields": map[string]any{"card": fmt.Sprint("c", i%3)}})
+	}
+	if r := acme.do(t, "POST", "/v1/events", map[string]any{"events": evs}); r.status != 202 {
+		t.Fatalf("events: %d %s", r.status, r.raw)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(string(admin.do(t, "GET", "/metrics", nil).raw), `bulwark_features_events_applied_total{source="events"} 20`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the 20 events were not applied in 20 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := admin.do(t, "PATCH", "/v1/admin/settings/tenants/acme", map[string]any{
+		"set": map[string]any{"tasks.agg_backfill.rate_per_partition": "0.2"}, "reason": "slow backfill for the console test"}); r.status != 200 {
+		t.Fatalf("rate: %d %s", r.status, r.raw)
+	}
+	if r := acme.do(t, "POST", "/v1/features/definitions", map[string]any{"name": "card_count", "source": "events",
+		"entity": "card", "aggregation": "count", "windows": []string{"10m"}}); r.status != 201 {
+		t.Fatalf("define: %d %s", r.status, r.raw)
+	}
+	b.run("show every tenant's task rows", b.setValue("#tasks-filter", ""))
+	lagCell := `#tasks tr[data-row^="acme/agg_backfill/"] td:nth-child(6)`
+	lag := b.waitText("backfill lag in the task rows", lagCell, 15*time.Second, positiveNumber)
+	t.Logf("backfill row lag shown: %s events", lag)
+	b.screenshot("console-backfill-task-rows", "#streams")
+
+	r := acme.do(t, "POST", "/v1/exports", map[string]any{"kind": "accounts"})
+	if r.status != 202 {
+		t.Fatalf("export: %d %s", r.status, r.raw)
+	}
+	id := r.body["id"].(string)
+	jobRow := fmt.Sprintf(`#export-jobs tr[data-export=%q]`, id)
+	b.waitText("the export listed", jobRow, 5*time.Second, func(s string) bool { return strings.Contains(s, "queued") && strings.Contains(s, "acme") })
+	b.waitText("pool and tenant counts", "#export-pools tbody", 2*time.Second, func(s string) bool { return s == "normalacme01" })
+	b.screenshot("console-export-queued", "#exports")
+	b.run("cancel the export", chromedp.Click(chromedp.CSS(jobRow+" button.cancel-export")))
+	b.waitText("cancelled", "#export-result", 5*time.Second, func(s string) bool { return s == "Cancelled export "+id+" of acme." })
+	b.waitText("no export left", "#export-jobs tbody", 5*time.Second, func(s string) bool { return s == "No export queued or running." })
+	if st := acme.do(t, "GET", "/v1/exports/"+id, nil); st.body["state"] != "cancelled" {
+		t.Fatalf("the tenant sees the export %s: %s", st.body["state"], st.raw)
+	}
 }

@@ -9,6 +9,7 @@ let csrf = "";
 let pollTimer = null;
 let lastSummary = null;
 let lastChangeVersion = 0;
+let lastExportJobs = "";
 
 const $ = (id) => document.getElementById(id);
 
@@ -150,6 +151,7 @@ function startPolling() {
     if (r.ok) {
       lastSummary = r.data;
       render(r.data);
+      await loadExportJobs();
     } else {
       status("Could not read the metrics: " + problemText(r));
     }
@@ -241,9 +243,53 @@ function renderStreams(s) {
 function renderExports(s) {
   const e = s.exports;
   setText("exports-note", e.reported
-    ? "Every bulwark_export* series of this process. Cancelling a job from the console comes with the exports engine's cancel API."
-    : "No exports engine in this process yet (no bulwark_export* metrics).");
+    ? "Every bulwark_export* series of this process."
+    : "No exports engine in this process (no bulwark_export* metrics).");
   fillTable("export-series", e.series.map((x) => ({ cells: [x.name, x.labels, { text: num(x.value), num: true }] })));
+}
+
+// Queued and running exports of every tenant, from the exports admin
+// route (the database: every process's jobs), read with each poll.
+async function loadExportJobs() {
+  const r = await call("GET", "/console/api/admin/exports");
+  if (!r.ok) {
+    setText("export-jobs-note", r.status === 404 ? "This process serves no exports API." : "Could not list exports: " + problemText(r));
+    return;
+  }
+  const jobs = r.data.exports;
+  // Unchanged jobs keep their rows (and a button about to be clicked).
+  const sig = JSON.stringify(jobs);
+  if (sig === lastExportJobs) return;
+  lastExportJobs = sig;
+  setText("export-jobs-note", jobs.length >= 100 ? "The 100 oldest queued or running exports." : "");
+  const pools = new Map();
+  for (const j of jobs) {
+    const k = j.queue + "\u0000" + j.tenant;
+    const p = pools.get(k) || { queue: j.queue, tenant: j.tenant, running: 0, queued: 0 };
+    if (j.state === "running") p.running++; else p.queued++;
+    pools.set(k, p);
+  }
+  fillTable("export-pools", [...pools.values()].map((p) => ({ cells: [p.queue, p.tenant,
+    { text: num(p.running, 0), num: true }, { text: num(p.queued, 0), num: true }] })), "No export queued or running.");
+  fillTable("export-jobs", jobs.map((j) => ({ attrs: { export: j.id, tenant: j.tenant }, cells: [j.tenant, j.id, j.kind, j.queue, j.state,
+    { text: num(j.progress_percent, 1), num: true }, { text: num(j.rows_written, 0), num: true },
+    new Date(j.created_at).toLocaleTimeString(), ""] })), "No export queued or running.");
+  for (const tr of $("export-jobs").querySelectorAll("tbody tr[data-export]")) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "cancel-export";
+    b.textContent = "Cancel";
+    b.addEventListener("click", () => cancelExport(tr.dataset.tenant, tr.dataset.export, b));
+    tr.lastElementChild.appendChild(b);
+  }
+}
+
+async function cancelExport(tn, id, button) {
+  button.disabled = true;
+  const r = await call("DELETE", "/console/api/admin/tenants/" + encodeURIComponent(tn) + "/exports/" + encodeURIComponent(id));
+  setText("export-result", r.ok ? "Cancelled export " + id + " of " + tn + "." : "Cancel refused: " + problemText(r));
+  $("export-result").className = r.ok ? "ok" : "error";
+  await loadExportJobs();
 }
 
 // ---- levers: on demand ----

@@ -23,3 +23,7 @@ app.kubernetes.io/component: {{ .role }}
 {{- define "bulwark.secretName" -}}
 {{- printf "%s-secrets" (include "bulwark.fullname" .) -}}
 {{- end -}}
+
+{{- define "bulwark.exportsClaim" -}}
+{{- .Values.exportsVolume.existingClaim | default (printf "%s-export-files" (include "bulwark.fullname" .)) -}}
+{{- end -}}
