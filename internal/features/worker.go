@@ -117,12 +117,13 @@ func (w *worker) session(ctx context.Context) error {
 
 // Bounds of the pipelined live path.
 const (
-	// laneDepth bounds the polled batches waiting per partition: memory
-	// is at most (laneDepth + 1) polls of Config.BatchRecords records per
-	// partition, and a backlog makes the next transaction of a partition
-	// take every batch waiting (up to laneDepth polls: larger batches,
-	// fewer transactions, exactly when the live path is behind).
-	laneDepth = 4
+	// laneDepth bounds the polled batches waiting per partition: records
+	// held are at most (laneDepth + 1) polls of Config.BatchRecords records
+	// per partition, and a backlog makes the next transaction of a
+	// partition take the batches waiting (up to Config.BatchRecords
+	// records: larger batches, fewer transactions, exactly when the live
+	// path is behind).
+	laneDepth = 2
 	// drainEvery bounds how long a rebalance waits: polls block rebalances
 	// (BlockRebalanceOnPoll) until every batch polled is applied, so at
 	// least that often the pipeline stops polling, lets its transactions
@@ -224,8 +225,10 @@ func (p *pipe) lane(ch <-chan kgo.FetchTopicPartition) {
 	}
 	for fp := range ch {
 		n := 1
-		// Take every batch waiting (a backlog): one transaction.
-		for len(ch) > 0 {
+		// Take the batches waiting (a backlog) into one transaction, up to
+		// Config.BatchRecords records: a transaction's memory (its tile
+		// states) and lock time grow with its records.
+		for len(ch) > 0 && len(fp.Records) < p.w.e.cfg.BatchRecords {
 			q := <-ch
 			fp.Records = append(slices.Clip(fp.Records), q.Records...)
 			n++
