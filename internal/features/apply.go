@@ -3,6 +3,7 @@ package features
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -54,6 +55,10 @@ type tileAcc struct {
 // entityRef is one entity of one tenant, for the entity limit.
 type entityRef struct{ Tenant, Field, Entity string }
 
+func (a entityRef) compare(b entityRef) int {
+	return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Field, b.Field), cmp.Compare(a.Entity, b.Entity))
+}
+
 // batch aggregates events into tile states: per tile row, per feature
 // version.
 type batch struct {
@@ -96,6 +101,14 @@ func contribution(v *version, ev *spec.Event) (entity string, val spec.Value, ok
 		}
 	}
 	return EntityKey(ent), val, true
+}
+
+// track records the entity ev has for feature v, without aggregating it
+// (for admitEntities ahead of the tile transaction).
+func (b *batch) track(v *version, ev *spec.Event) {
+	if entity, _, ok := contribution(v, ev); ok {
+		b.entities[entityRef{v.Tenant, v.Def.Entity, entity}] = struct{}{}
+	}
 }
 
 // add aggregates ev into feature v.
@@ -299,41 +312,88 @@ type limits interface {
 	Int(tenant, key string) int64
 }
 
-// admitEntities enforces features.max_entities: entities b touches that
-// the tenant does not track yet are tracked while the tenant is under its
-// limit; tiles of refused entities are dropped from b (and counted).
-// The count rows are locked in tenant order before any tile.
-func (b *batch) admitEntities(ctx context.Context, tx pgx.Tx, lim limits, maxKey string) (refused int, err error) {
+// admitEntities enforces features.max_entities on the entities b tracks
+// (see batch.track and batch.add): entities the tenant does not track yet
+// are tracked while the tenant is under its limit; it returns those
+// refused (the caller drops their tiles with dropRefused).
+//
+// The live path runs it in its own short transaction, committed before
+// the batch's tile transaction: two batches that meet one new entity (the
+// events topic spreads an entity over every partition) then wait for each
+// other's entity row only for that short transaction, not for the whole
+// tile write — that wait and the tenant's count row were the live path's
+// main queue. An entity is thus tracked before its tiles commit; if the
+// tile transaction then rolls back it is redone (the records are fetched
+// again) and finds the entity tracked: tracked entities may run ahead of
+// aggregated ones, never behind, so the limit errs on the side of refusing
+// early. Task chunks run it inside their own transaction.
+//
+// The count row (feature_entity_counts) is read without a lock and only
+// updated last, so concurrent batches do not queue on it either. That read
+// may miss batches committing concurrently, so the update checks the count
+// it writes (under the row lock, after them): over the limit, the
+// admission rolls back to a savepoint and is redone with the count locked
+// first (the serial way), which only a tenant at the edge of its limit
+// takes. The limit is exact.
+func (b *batch) admitEntities(ctx context.Context, tx pgx.Tx, lim limits, maxKey string) (map[entityRef]struct{}, error) {
 	if len(b.entities) == 0 {
-		return 0, nil
+		return nil, nil
 	}
+	for _, exact := range []bool{false, true} {
+		sp, err := tx.Begin(ctx) // a savepoint
+		if err != nil {
+			return nil, err
+		}
+		refused, err := b.admitOnce(ctx, sp, lim, maxKey, exact)
+		if errors.Is(err, errEntityRace) && !exact {
+			if err := sp.Rollback(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return refused, sp.Commit(ctx)
+	}
+	return nil, errEntityRace // not reached: the exact way does not race
+}
+
+// admitOnce is one attempt of admitEntities; exact locks the count rows
+// first.
+func (b *batch) admitOnce(ctx context.Context, tx pgx.Tx, lim limits, maxKey string, exact bool) (map[entityRef]struct{}, error) {
 	refs := make([]entityRef, 0, len(b.entities))
 	for r := range b.entities {
 		refs = append(refs, r)
 	}
-	slices.SortFunc(refs, func(a, b entityRef) int {
-		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Field, b.Field), cmp.Compare(a.Entity, b.Entity))
-	})
+	slices.SortFunc(refs, entityRef.compare)
 	var tn, fl, en []string
+	var tenants []string
 	for _, r := range refs {
 		tn, fl, en = append(tn, r.Tenant), append(fl, r.Field), append(en, r.Entity)
+		if len(tenants) == 0 || tenants[len(tenants)-1] != r.Tenant {
+			tenants = append(tenants, r.Tenant)
+		}
 	}
 	rows, err := tx.Query(ctx, `SELECT u.t, u.f, u.e FROM unnest($1::text[], $2::text[], $3::text[]) AS u(t, f, e)
 		WHERE NOT EXISTS (SELECT 1 FROM feature_entities x WHERE x.tenant_id = u.t AND x.field = u.f AND x.entity = u.e)`, tn, fl, en)
 	if err != nil {
-		return 0, fmt.Errorf("known entities: %w", err)
+		return nil, fmt.Errorf("known entities: %w", err)
 	}
 	fresh, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (entityRef, error) {
 		var e entityRef
 		return e, r.Scan(&e.Tenant, &e.Field, &e.Entity)
 	})
 	if err != nil || len(fresh) == 0 {
-		return 0, err
+		return nil, err
 	}
-	slices.SortFunc(fresh, func(a, b entityRef) int {
-		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Field, b.Field), cmp.Compare(a.Entity, b.Entity))
-	})
+	slices.SortFunc(fresh, entityRef.compare)
+	have, err := entityCounts(ctx, tx, tenants, exact)
+	if err != nil {
+		return nil, err
+	}
 	refusedSet := make(map[entityRef]struct{})
+	limit := make(map[string]int64)
 	tn, fl, en = tn[:0], fl[:0], en[:0]
 	for i := 0; i < len(fresh); {
 		j := i
@@ -341,14 +401,8 @@ func (b *batch) admitEntities(ctx context.Context, tx pgx.Tx, lim limits, maxKey
 			j++
 		}
 		t := fresh[i].Tenant
-		var have int64
-		if err := tx.QueryRow(ctx, `INSERT INTO feature_entity_counts (tenant_id, entities) VALUES ($1, 0)
-			ON CONFLICT (tenant_id) DO UPDATE SET entities = feature_entity_counts.entities
-			RETURNING entities`, t).Scan(&have); err != nil {
-			return 0, fmt.Errorf("entity count: %w", err)
-		}
-		room := max(lim.Int(t, maxKey)-have, 0)
-		n := min(int64(j-i), room)
+		limit[t] = lim.Int(t, maxKey)
+		n := min(int64(j-i), max(limit[t]-have[t], 0))
 		for k := i; k < j; k++ {
 			if int64(k-i) < n {
 				tn, fl, en = append(tn, fresh[k].Tenant), append(fl, fresh[k].Field), append(en, fresh[k].Entity)
@@ -356,28 +410,124 @@ func (b *batch) admitEntities(ctx context.Context, tx pgx.Tx, lim limits, maxKey
 				refusedSet[fresh[k]] = struct{}{}
 			}
 		}
-		if n > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE feature_entity_counts SET entities = entities + $2 WHERE tenant_id = $1`, t, n); err != nil {
-				return 0, fmt.Errorf("entity count: %w", err)
-			}
-		}
 		i = j
 	}
 	if len(tn) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO feature_entities (tenant_id, field, entity)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`, tn, fl, en); err != nil {
-			return 0, fmt.Errorf("track entities: %w", err)
+		added, err := trackEntities(ctx, tx, tn, fl, en)
+		if err != nil {
+			return nil, err
+		}
+		if err := countEntities(ctx, tx, added, limit); err != nil {
+			return nil, err
 		}
 	}
-	if len(refusedSet) == 0 {
-		return 0, nil
+	return refusedSet, nil
+}
+
+// entityCounts reads the tenants' entity counts; exact locks them (in
+// tenant order, creating the missing rows).
+func entityCounts(ctx context.Context, tx pgx.Tx, tenants []string, exact bool) (map[string]int64, error) {
+	have := make(map[string]int64, len(tenants))
+	q := `SELECT tenant_id, entities FROM feature_entity_counts WHERE tenant_id = ANY($1)`
+	if exact {
+		if _, err := tx.Exec(ctx, `INSERT INTO feature_entity_counts (tenant_id, entities)
+			SELECT t, 0 FROM unnest($1::text[]) AS u(t) ORDER BY t COLLATE "C" ON CONFLICT DO NOTHING`, tenants); err != nil {
+			return nil, fmt.Errorf("entity count: %w", err)
+		}
+		q += ` ORDER BY tenant_id COLLATE "C" FOR UPDATE`
 	}
-	return b.dropRefused(refusedSet), nil
+	rows, err := tx.Query(ctx, q, tenants)
+	if err != nil {
+		return nil, fmt.Errorf("entity count: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t string
+		var n int64
+		if err := rows.Scan(&t, &n); err != nil {
+			return nil, fmt.Errorf("entity count: %w", err)
+		}
+		have[t] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("entity count: %w", err)
+	}
+	return have, nil
+}
+
+// trackEntities inserts the entities (tenant, field, entity columns) and
+// returns how many were new, per tenant.
+func trackEntities(ctx context.Context, tx pgx.Tx, tn, fl, en []string) (map[string]int64, error) {
+	rows, err := tx.Query(ctx, `INSERT INTO feature_entities (tenant_id, field, entity)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING RETURNING tenant_id`, tn, fl, en)
+	if err != nil {
+		return nil, fmt.Errorf("track entities: %w", err)
+	}
+	defer rows.Close()
+	added := make(map[string]int64)
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("track entities: %w", err)
+		}
+		added[t]++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("track entities: %w", err)
+	}
+	return added, nil
+}
+
+// errEntityRace: batches committed concurrently took the room this one
+// counted on under features.max_entities; redo it with the count locked.
+var errEntityRace = errors.New("features: entity limit reached concurrently; redo with the count locked")
+
+// countEntities adds the entities tracked (added, per tenant) to their
+// tenants' counts, and fails with errEntityRace when a new count is over
+// its tenant's limit.
+func countEntities(ctx context.Context, tx pgx.Tx, added, limit map[string]int64) error {
+	if len(added) == 0 {
+		return nil
+	}
+	tenants := make([]string, 0, len(added))
+	for t := range added {
+		tenants = append(tenants, t)
+	}
+	slices.Sort(tenants)
+	counts := make([]int64, len(tenants))
+	for i, t := range tenants {
+		counts[i] = added[t]
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO feature_entity_counts (tenant_id, entities)
+		SELECT * FROM unnest($1::text[], $2::bigint[]) AS u(t, n) ORDER BY u.t COLLATE "C"
+		ON CONFLICT (tenant_id) DO UPDATE SET entities = feature_entity_counts.entities + excluded.entities
+		RETURNING tenant_id, entities`, tenants, counts)
+	if err != nil {
+		return fmt.Errorf("entity count: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t string
+		var n int64
+		if err := rows.Scan(&t, &n); err != nil {
+			return fmt.Errorf("entity count: %w", err)
+		}
+		if n > limit[t] {
+			return errEntityRace
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("entity count: %w", err)
+	}
+	return nil
 }
 
 // dropRefused removes the tiles of refused entities and returns how many
 // tile updates that refused.
 func (b *batch) dropRefused(refused map[entityRef]struct{}) int {
+	if len(refused) == 0 {
+		return 0
+	}
 	n := 0
 	for k, row := range b.tiles {
 		if _, ok := refused[entityRef{k.Tenant, k.Field, k.Entity}]; ok {

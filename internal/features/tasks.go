@@ -229,16 +229,59 @@ func (e *Engine) waitToken(ctx context.Context, key ratelimit.Key) bool {
 	return err == nil
 }
 
+// errPaused cancels the chunk in flight when its task's rate drops to 0.
+var errPaused = errors.New("features task: rate set to 0")
+
+// untilPaused returns a context for one chunk that is cancelled as soon as
+// the task's rate for the tenant is 0 (the limiter's change channel wakes
+// the watcher within the control plane's push), so a pause stops the
+// chunks in flight too, not only the next ones. Cancelling loses nothing: a
+// chunk's tiles and its cursor commit in one transaction, so a cancelled
+// chunk is rolled back whole and done again after the pause. The watcher
+// goroutine ends with the returned context (stop it with the CancelFunc).
+func (e *Engine) untilPaused(ctx context.Context, tenant, task string) (context.Context, context.CancelFunc) {
+	cctx, cancel := context.WithCancelCause(ctx)
+	if e.rl == nil {
+		return cctx, func() { cancel(nil) }
+	}
+	go func() {
+		for {
+			r, changed, ok := e.rl.Rate(tenant, task)
+			if ok && r <= 0 {
+				cancel(errPaused)
+				return
+			}
+			select {
+			case <-cctx.Done():
+				return
+			case <-changed:
+			}
+		}
+	}()
+	return cctx, func() { cancel(nil) }
+}
+
 // runPart advances one task partition chunk by chunk, each after a token.
+// A partition's first chunk does not count its history (that count could
+// take longer than a pause may): the total is counted after that chunk
+// commits, outside any chunk, so progress and ETA appear a chunk later.
 func (e *Engine) runPart(ctx context.Context, k partKey) {
 	part := strconv.Itoa(int(k.Partition))
 	for ctx.Err() == nil {
 		if !e.waitToken(ctx, ratelimit.Key{Tenant: k.Tenant, Task: k.Task, Partition: k.Partition}) {
 			return
 		}
-		more, err := e.chunk(ctx, k)
+		cctx, stop := e.untilPaused(ctx, k.Tenant, k.Task)
+		more, uncounted, err := e.chunk(cctx, k)
+		paused := errors.Is(context.Cause(cctx), errPaused)
+		stop()
+		if err == nil && more && uncounted {
+			// Not cancelled by a pause: it changes no progress, and the
+			// operator then sees the partition's lag.
+			err = e.countTotal(ctx, k)
+		}
 		if err != nil {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !paused {
 				e.cfg.Logger.Warn("features task: chunk", "task", k.Task, "tenant", k.Tenant, "feature", k.Name,
 					"partition", k.Partition, "err", err)
 			}
@@ -252,6 +295,69 @@ func (e *Engine) runPart(ctx context.Context, k partKey) {
 	}
 }
 
+// countTotal sets the total of a partition whose history was not counted
+// yet: the events after its cursor plus those done. Only the partition's
+// lease holder runs chunks, one after another, so the guard on done_events
+// only protects against a lease lost meanwhile.
+func (e *Engine) countTotal(ctx context.Context, k partKey) error {
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	var st partState
+	err = tx.QueryRow(ctx, `SELECT cursor_seq, cursor_account, done_events FROM feature_task_parts
+		WHERE tenant_id = $1 AND name = $2 AND version = $3 AND partition = $4 AND NOT done AND total_events IS NULL`,
+		k.Tenant, k.Name, k.Version, k.Partition).Scan(&st.cursorSeq, &st.cursorAccount, &st.doneEvents)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("count history: %w", err)
+	}
+	v, err := buildingVersion(ctx, tx, k)
+	if err != nil || v == nil {
+		return err
+	}
+	n, err := e.countHistory(ctx, tx, v, k.Partition, st, historyFrom(v))
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE feature_task_parts SET total_events = $6
+		WHERE tenant_id = $1 AND name = $2 AND version = $3 AND partition = $4 AND done_events = $5 AND total_events IS NULL`,
+		k.Tenant, k.Name, k.Version, k.Partition, st.doneEvents, n)
+	if err != nil {
+		return fmt.Errorf("count history: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	e.m.taskLagEvents.WithLabelValues(k.Task, k.Tenant, strconv.Itoa(int(k.Partition))).Set(float64(max(n-st.doneEvents, 0)))
+	return nil
+}
+
+// buildingVersion returns k's version when it is still building, else nil.
+func buildingVersion(ctx context.Context, tx pgx.Tx, k partKey) (*version, error) {
+	rows, err := tx.Query(ctx, `SELECT `+versionCols+` FROM feature_versions
+		WHERE tenant_id = $1 AND name = $2 AND version = $3`, k.Tenant, k.Name, k.Version)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := scanVersions(rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(vs) != 1 || vs[0].State != StateBuilding {
+		return nil, nil
+	}
+	return vs[0], nil
+}
+
+// historyFrom is where a version's history starts: one coarsest tile (a
+// day) more than the longest window, as a cover's tail tile may start that
+// much before it.
+func historyFrom(v *version) time.Time { return v.CutoffAt.Add(-v.longest - 24*time.Hour) }
+
 // partState is a task partition's checkpoint.
 type partState struct {
 	cursorSeq     int64
@@ -261,15 +367,16 @@ type partState struct {
 }
 
 // chunk applies the partition's next chunk; more is false when the
-// partition is done or leased by another process.
-func (e *Engine) chunk(ctx context.Context, k partKey) (more bool, err error) {
+// partition is done or leased by another process; uncounted is true when
+// the partition's total is not counted yet.
+func (e *Engine) chunk(ctx context.Context, k partKey) (more, uncounted bool, err error) {
 	tx, err := e.pool.Begin(ctx)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	defer tx.Rollback(ctx)
 	if err := asyncCommit(ctx, tx); err != nil {
-		return false, err
+		return false, false, err
 	}
 	var st partState
 	err = tx.QueryRow(ctx, `UPDATE feature_task_parts SET lease_owner = $5, lease_until = now() + $6 * interval '1 second'
@@ -278,42 +385,27 @@ func (e *Engine) chunk(ctx context.Context, k partKey) (more bool, err error) {
 		RETURNING cursor_seq, cursor_account, done_events, total_events`,
 		k.Tenant, k.Name, k.Version, k.Partition, e.cfg.Owner, e.cfg.TaskLease.Seconds()).Scan(&st.cursorSeq, &st.cursorAccount, &st.doneEvents, &st.total)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("claim: %w", err)
+		return false, false, fmt.Errorf("claim: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT `+versionCols+` FROM feature_versions
-		WHERE tenant_id = $1 AND name = $2 AND version = $3`, k.Tenant, k.Name, k.Version)
+	v, err := buildingVersion(ctx, tx, k)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	vs, err := scanVersions(rows)
-	if err != nil {
-		return false, err
-	}
-	if len(vs) != 1 || vs[0].State != StateBuilding {
+	if v == nil {
 		_, err := tx.Exec(ctx, `UPDATE feature_task_parts SET done = true, updated_at = now()
 			WHERE tenant_id = $1 AND name = $2 AND version = $3 AND partition = $4`, k.Tenant, k.Name, k.Version, k.Partition)
 		if err != nil {
-			return false, err
+			return false, false, err
 		}
-		return false, tx.Commit(ctx)
+		return false, false, tx.Commit(ctx)
 	}
-	v := vs[0]
-	// One coarsest tile (a day) more than the longest window: a cover's tail
-	// tile may start that much before it.
-	from := v.CutoffAt.Add(-v.longest - 24*time.Hour)
-	if st.total == nil {
-		n, err := e.countHistory(ctx, tx, v, k.Partition, st, from)
-		if err != nil {
-			return false, err
-		}
-		st.total = &n
-	}
+	from := historyFrom(v)
 	evs, next, err := e.history(ctx, tx, v, k.Partition, st, from)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	b := newBatch()
 	for i := range evs {
@@ -321,11 +413,13 @@ func (e *Engine) chunk(ctx context.Context, k partKey) (more bool, err error) {
 			b.add(v, &evs[i].ev)
 		}
 	}
-	if _, err := b.admitEntities(ctx, tx, e.lim, control.KeyFeaturesMaxEntities); err != nil {
-		return false, err
+	refused, err := b.admitEntities(ctx, tx, e.lim, control.KeyFeaturesMaxEntities)
+	if err != nil {
+		return false, false, err
 	}
+	b.dropRefused(refused)
 	if err := b.writeTiles(ctx, tx); err != nil {
-		return false, err
+		return false, false, err
 	}
 	done := len(evs) < e.cfg.ChunkEvents
 	var cursorTime *time.Time
@@ -333,23 +427,39 @@ func (e *Engine) chunk(ctx context.Context, k partKey) (more bool, err error) {
 		cursorTime = &evs[n-1].at
 	}
 	st.doneEvents += int64(len(evs))
+	var total *int64
+	if st.total != nil || done {
+		t := st.doneEvents
+		if st.total != nil {
+			t = max(*st.total, t)
+		}
+		total = &t
+	}
 	if _, err := tx.Exec(ctx, `UPDATE feature_task_parts SET cursor_seq = $5, cursor_account = $6, done_events = $7,
 			total_events = $8, done = $9, cursor_time = coalesce($10, cursor_time), updated_at = now()
 		WHERE tenant_id = $1 AND name = $2 AND version = $3 AND partition = $4`,
 		k.Tenant, k.Name, k.Version, k.Partition, next.cursorSeq, next.cursorAccount, st.doneEvents,
-		max(*st.total, st.doneEvents), done, cursorTime); err != nil {
-		return false, err
+		total, done, cursorTime); err != nil {
+		return false, false, err
+	}
+	// A pause that came while this chunk ran rolls it back rather than
+	// letting it land after the operator's request (Commit also fails on a
+	// cancelled context; this check only makes that explicit).
+	if err := context.Cause(ctx); err != nil {
+		return false, false, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, err
+		return false, false, err
 	}
 	e.m.taskEvents.WithLabelValues(k.Task).Add(float64(len(evs)))
 	part := strconv.Itoa(int(k.Partition))
-	e.m.taskLagEvents.WithLabelValues(k.Task, k.Tenant, part).Set(float64(max(*st.total-st.doneEvents, 0)))
+	if total != nil {
+		e.m.taskLagEvents.WithLabelValues(k.Task, k.Tenant, part).Set(float64(max(*total-st.doneEvents, 0)))
+	}
 	if cursorTime != nil && !done {
 		e.m.taskLagSecs.WithLabelValues(k.Task, k.Tenant, part).Set(max(v.CutoffAt.Sub(*cursorTime).Seconds(), 0))
 	}
-	return !done, nil
+	return !done, total == nil, nil
 }
 
 // histEvent is one event of a task's history.

@@ -5,15 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/bulwark-ledger/bulwark/internal/control"
 	"github.com/bulwark-ledger/bulwark/internal/features/spec"
@@ -35,8 +37,9 @@ import (
 //     back, and rejoins, reloading positions from PostgreSQL.
 //
 // Kafka's own committed offsets are never used. Polls block rebalances
-// (BlockRebalanceOnPoll) until the batch is applied, so a partition is
-// revoked between batches, not in the middle of one.
+// (BlockRebalanceOnPoll) until every batch polled is applied (see
+// pipeline), so a partition is revoked between batches, not in the middle
+// of one.
 
 type tp struct {
 	topic     string
@@ -109,39 +112,188 @@ func (w *worker) session(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
+	return w.pipeline(ctx, cl)
+}
+
+// Bounds of the pipelined live path.
+const (
+	// laneDepth bounds the polled batches waiting per partition: records
+	// held are at most (laneDepth + 1) polls of Config.BatchRecords records
+	// per partition, and a backlog makes the next transaction of a
+	// partition take the batches waiting (up to Config.BatchRecords
+	// records: larger batches, fewer transactions, exactly when the live
+	// path is behind).
+	laneDepth = 2
+	// drainEvery bounds how long a rebalance waits: polls block rebalances
+	// (BlockRebalanceOnPoll) until every batch polled is applied, so at
+	// least that often the pipeline stops polling, lets its transactions
+	// finish and allows the rebalance.
+	drainEvery = time.Second
+	// pollWait bounds a poll while batches are in flight, so that the
+	// drain happens on time.
+	pollWait = 100 * time.Millisecond
+)
+
+// pipeline polls and applies until ctx ends or a batch fails. Each
+// partition has its own lane (a goroutine applying its batches in offset
+// order, one transaction at a time); features.consumer_parallelism bounds
+// the transactions in flight across lanes. Polling does not wait for the
+// previous poll's batches (no barrier between polls): a slow partition
+// delays only itself, and the others keep their transactions going. A
+// batch that fails cancels the session: later batches of every lane are
+// skipped (their transactions roll back), and the next session reloads
+// positions from PostgreSQL.
+func (w *worker) pipeline(ctx context.Context, cl *kgo.Client) error {
+	cfg := &w.e.cfg
+	sctx, cancel := context.WithCancelCause(ctx)
+	p := &pipe{w: w, ctx: sctx, cancel: cancel, gate: newGate(), lanes: make(map[tp]chan kgo.FetchTopicPartition)}
+	defer p.close()
+	lastDrain := time.Now()
 	for {
-		fs := cl.PollRecords(ctx, cfg.BatchRecords)
-		if ctx.Err() != nil {
+		pctx, pcancel := context.WithTimeout(sctx, drainEvery)
+		if p.pending.Load() > 0 {
+			pctx, pcancel = context.WithTimeout(sctx, pollWait)
+		}
+		fs := cl.PollRecords(pctx, cfg.BatchRecords)
+		pcancel()
+		if sctx.Err() != nil {
+			p.inflight.Wait()
 			cl.AllowRebalance()
-			return nil
-		}
-		var parts []kgo.FetchTopicPartition
-		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			if p.Err != nil {
-				return
+			if ctx.Err() != nil {
+				return nil
 			}
-			if n := len(p.Records); n > 0 {
-				parts = append(parts, p)
-				lag := p.HighWatermark - p.Records[n-1].Offset - 1
-				w.e.m.consumerLag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(lag, 0)))
+			return context.Cause(sctx)
+		}
+		fs.EachError(func(t string, part int32, err error) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				cfg.Logger.Debug("features worker: fetch", "topic", t, "partition", part, "err", err)
 			}
 		})
-		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				cfg.Logger.Debug("features worker: fetch", "topic", t, "partition", p, "err", err)
-			}
-		})
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(int(max(w.e.lim.Int(control.GlobalTenant, control.KeyFeaturesConsumerParallelism), 1)))
-		for _, p := range parts {
-			g.Go(func() error { return w.applyPartition(gctx, p) })
-		}
-		err := g.Wait()
-		cl.AllowRebalance()
-		if err != nil {
-			return err
+		fs.EachPartition(p.dispatch)
+		if p.pending.Load() == 0 || time.Since(lastDrain) >= drainEvery {
+			p.inflight.Wait()
+			cl.AllowRebalance()
+			lastDrain = time.Now()
 		}
 	}
+}
+
+// pipe is one session's pipeline state.
+type pipe struct {
+	w        *worker
+	ctx      context.Context // the session's: cancelled by a failed batch
+	cancel   context.CancelCauseFunc
+	gate     *gate
+	lanes    map[tp]chan kgo.FetchTopicPartition // owned by the polling goroutine
+	wg       sync.WaitGroup                      // lanes
+	inflight sync.WaitGroup                      // batches dispatched and not finished
+	pending  atomic.Int64                        // the same, as a number
+}
+
+// dispatch hands a polled partition's records to its lane (waiting while
+// the lane is full: back pressure on polling).
+func (p *pipe) dispatch(fp kgo.FetchTopicPartition) {
+	n := len(fp.Records)
+	if fp.Err != nil || n == 0 {
+		return
+	}
+	lag := fp.HighWatermark - fp.Records[n-1].Offset - 1
+	p.w.e.m.consumerLag.WithLabelValues(fp.Topic, strconv.Itoa(int(fp.Partition))).Set(float64(max(lag, 0)))
+	k := tp{fp.Topic, fp.Partition}
+	ch, ok := p.lanes[k]
+	if !ok {
+		ch = make(chan kgo.FetchTopicPartition, laneDepth)
+		p.lanes[k] = ch
+		p.wg.Add(1)
+		go p.lane(ch)
+	}
+	p.inflight.Add(1)
+	p.pending.Add(1)
+	select {
+	case ch <- fp:
+	case <-p.ctx.Done():
+		p.pending.Add(-1)
+		p.inflight.Done()
+	}
+}
+
+// lane applies one partition's batches in order until its channel closes.
+func (p *pipe) lane(ch <-chan kgo.FetchTopicPartition) {
+	defer p.wg.Done()
+	limit := func() int {
+		return int(max(p.w.e.lim.Int(control.GlobalTenant, control.KeyFeaturesConsumerParallelism), 1))
+	}
+	for fp := range ch {
+		n := 1
+		// Take the batches waiting (a backlog) into one transaction, up to
+		// Config.BatchRecords records: a transaction's memory (its tile
+		// states) and lock time grow with its records.
+		for len(ch) > 0 && len(fp.Records) < p.w.e.cfg.BatchRecords {
+			q := <-ch
+			fp.Records = append(slices.Clip(fp.Records), q.Records...)
+			n++
+		}
+		if p.ctx.Err() == nil {
+			if err := p.gate.acquire(p.ctx, limit); err == nil {
+				if err := p.w.applyPartition(p.ctx, fp); err != nil {
+					p.cancel(err)
+				}
+				p.gate.release()
+			}
+		}
+		p.pending.Add(-int64(n))
+		for range n {
+			p.inflight.Done()
+		}
+	}
+}
+
+// close stops the lanes (their transactions in flight roll back) and waits
+// for them.
+func (p *pipe) close() {
+	p.cancel(nil)
+	for _, ch := range p.lanes {
+		close(ch)
+	}
+	p.wg.Wait()
+}
+
+// gate bounds the transactions in flight by a live limit.
+type gate struct {
+	mu   sync.Mutex
+	n    int           // guarded by mu
+	wake chan struct{} // guarded by mu: closed at each release
+}
+
+func newGate() *gate { return &gate{wake: make(chan struct{})} }
+
+// acquire waits until fewer than limit() holders hold the gate. A waiter
+// re-reads the limit at each release (there is one while the gate is
+// full), so a raised limit applies at once.
+func (g *gate) acquire(ctx context.Context, limit func() int) error {
+	for {
+		g.mu.Lock()
+		if g.n < limit() {
+			g.n++
+			g.mu.Unlock()
+			return nil
+		}
+		wake := g.wake
+		g.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		}
+	}
+}
+
+func (g *gate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n--
+	close(g.wake)
+	g.wake = make(chan struct{})
 }
 
 // adjust replaces the fetch offsets of newly assigned partitions by the
@@ -225,9 +377,7 @@ func (w *worker) applyPartition(ctx context.Context, p kgo.FetchTopicPartition) 
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = w.applyOnce(ctx, k, recs, expected, next)
-		var pgErr *pgconn.PgError
-		if err == nil || attempt == maxApplyAttempts || !errors.As(err, &pgErr) ||
-			(pgErr.Code != "40P01" && pgErr.Code != "40001") {
+		if err == nil || attempt >= maxApplyAttempts || (!retryable(err) && !errors.Is(err, errGenerationMoved)) {
 			break
 		}
 	}
@@ -281,8 +431,27 @@ func (w *worker) decode(topic string, recs []*kgo.Record) []incoming {
 	return out
 }
 
+// retryable reports whether PostgreSQL aborted a transaction for a
+// deadlock or a serialization failure (nothing of it was written).
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// errGenerationMoved: a definition changed between a batch's entity
+// admission and its tile write; the batch is redone (nothing written).
+var errGenerationMoved = errors.New("features: definitions changed during the batch; redoing it")
+
 func (w *worker) applyOnce(ctx context.Context, k tp, recs []*kgo.Record, expected, next int64) error {
 	in := w.decode(k.topic, recs)
+	tenants := tenantsOf(in)
+	// Phase 1, its own short transaction: track the entities of the batch
+	// (see admitEntities), before the tile transaction takes a connection
+	// (one connection at a time: lanes never wait for a second one).
+	gens, refusedSet, err := w.admit(ctx, in, tenants)
+	if err != nil {
+		return err
+	}
 	tx, err := w.e.pool.Begin(ctx)
 	if err != nil {
 		return err
@@ -291,10 +460,12 @@ func (w *worker) applyOnce(ctx context.Context, k tp, recs []*kgo.Record, expect
 	if err := asyncCommit(ctx, tx); err != nil {
 		return err
 	}
-	tenants := tenantsOf(in)
-	versions, err := w.lockTenants(ctx, tx, tenants)
+	versions, gens2, err := w.lockTenants(ctx, tx, tenants)
 	if err != nil {
 		return err
+	}
+	if !maps.Equal(gens, gens2) {
+		return errGenerationMoved
 	}
 	fresh, err := w.logEvents(ctx, tx, in)
 	if err != nil {
@@ -303,16 +474,12 @@ func (w *worker) applyOnce(ctx context.Context, k tp, recs []*kgo.Record, expect
 	b := newBatch()
 	for _, x := range fresh {
 		for _, v := range versions[x.tenant] {
-			if x.ledger != (v.Def.Source == SourceLedger) || (x.ledger && x.ev.Time.Before(v.CutoffAt)) {
-				continue
+			if applies(v, &x) {
+				b.add(v, &x.ev)
 			}
-			b.add(v, &x.ev)
 		}
 	}
-	refused, err := b.admitEntities(ctx, tx, w.e.lim, control.KeyFeaturesMaxEntities)
-	if err != nil {
-		return err
-	}
+	refused := b.dropRefused(refusedSet)
 	if err := b.writeTiles(ctx, tx); err != nil {
 		return err
 	}
@@ -335,6 +502,49 @@ func (w *worker) applyOnce(ctx context.Context, k tp, recs []*kgo.Record, expect
 	return nil
 }
 
+// applies reports whether x feeds version v.
+func applies(v *version, x *incoming) bool {
+	return x.ledger == (v.Def.Source == SourceLedger) && (!x.ledger || !x.ev.Time.Before(v.CutoffAt))
+}
+
+// admit tracks the entities of in's events (duplicates included: an
+// entity may be tracked ahead of its tiles, never behind) in its own
+// transaction and returns the tenants' generations it saw and the entities
+// refused by features.max_entities.
+func (w *worker) admit(ctx context.Context, in []incoming, tenants []string) (map[string]int64, map[entityRef]struct{}, error) {
+	tx, err := w.e.pool.Begin(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tx.Rollback(ctx)
+	// Asynchronous commit is safe: a tracking lost in a crash is redone
+	// with the batch that needed it (whose commit comes later in the WAL).
+	if err := asyncCommit(ctx, tx); err != nil {
+		return nil, nil, err
+	}
+	versions, gens, err := w.lockTenants(ctx, tx, tenants)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := newBatch()
+	for _, x := range in {
+		for _, v := range versions[x.tenant] {
+			if applies(v, &x) {
+				b.track(v, &x.ev)
+			}
+		}
+	}
+	refused, err := b.admitEntities(ctx, tx, w.e.lim, control.KeyFeaturesMaxEntities)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, nil, err
+	}
+	w.markKnown(tenants)
+	return gens, refused, nil
+}
+
 func tenantsOf(in []incoming) []string {
 	seen := make(map[string]struct{})
 	var out []string
@@ -350,10 +560,10 @@ func tenantsOf(in []incoming) []string {
 // lockTenants takes the tenants' generation rows FOR SHARE (creating the
 // missing ones, which a definition change then waits for) and returns
 // their live versions, from the cache when the generation did not move.
-func (w *worker) lockTenants(ctx context.Context, tx pgx.Tx, tenants []string) (map[string][]*version, error) {
+func (w *worker) lockTenants(ctx context.Context, tx pgx.Tx, tenants []string) (map[string][]*version, map[string]int64, error) {
 	out := make(map[string][]*version, len(tenants))
 	if len(tenants) == 0 {
-		return out, nil
+		return out, nil, nil
 	}
 	var missing []string
 	w.mu.Lock()
@@ -366,13 +576,13 @@ func (w *worker) lockTenants(ctx context.Context, tx pgx.Tx, tenants []string) (
 	if len(missing) > 0 {
 		if _, err := tx.Exec(ctx, `INSERT INTO feature_tenants (tenant_id) SELECT unnest($1::text[]) ORDER BY 1
 			ON CONFLICT DO NOTHING`, missing); err != nil {
-			return nil, fmt.Errorf("feature tenants: %w", err)
+			return nil, nil, fmt.Errorf("feature tenants: %w", err)
 		}
 	}
 	rows, err := tx.Query(ctx, `SELECT tenant_id, generation FROM feature_tenants
 		WHERE tenant_id = ANY($1) ORDER BY tenant_id COLLATE "C" FOR SHARE`, tenants)
 	if err != nil {
-		return nil, fmt.Errorf("lock feature tenants: %w", err)
+		return nil, nil, fmt.Errorf("lock feature tenants: %w", err)
 	}
 	gens := make(map[string]int64, len(tenants))
 	for rows.Next() {
@@ -380,13 +590,13 @@ func (w *worker) lockTenants(ctx context.Context, tx pgx.Tx, tenants []string) (
 		var g int64
 		if err := rows.Scan(&t, &g); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		gens[t] = g
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var stale []string
 	for t, g := range gens {
@@ -399,7 +609,7 @@ func (w *worker) lockTenants(ctx context.Context, tx pgx.Tx, tenants []string) (
 	if len(stale) > 0 {
 		vs, err := liveVersions(ctx, tx, stale)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, v := range vs {
 			out[v.Tenant] = append(out[v.Tenant], v)
@@ -408,7 +618,7 @@ func (w *worker) lockTenants(ctx context.Context, tx pgx.Tx, tenants []string) (
 			w.e.cache.put(t, cachedTenant{gen: gens[t], versions: out[t]})
 		}
 	}
-	return out, nil
+	return out, gens, nil
 }
 
 // markKnown records tenants whose generation row exists (committed).

@@ -202,6 +202,13 @@ func (l *Limiter) waitOn(ctx context.Context, b *bucket, r float64, changed <-ch
 	}
 }
 
+// Rate returns the current rate of key's task for its tenant and a channel
+// closed when any rate may have changed (see Rates): a caller doing work
+// under a token watches it to stop that work as soon as the rate drops to 0.
+func (l *Limiter) Rate(tenant, task string) (perSec float64, changed <-chan struct{}, ok bool) {
+	return l.rates.Rate(tenant, task)
+}
+
 // burst is one second of tokens, at least one.
 func burst(r float64) int { return int(max(1, math.Ceil(r))) }
 
