@@ -12,7 +12,8 @@ import (
 func stateCount(t *testing.T, url string) int {
 	t.Helper()
 	return countRows(t, url, "transactions", "entries", "journal", "accounts",
-		"tenants", "api_keys", "control_settings", "control_audit")
+		"tenants", "api_keys", "control_settings", "control_audit",
+		"feature_tenants", "feature_versions", "feature_events", "export_jobs")
 }
 
 const okPosting = `"postings":[{"source":"a","destination":"b","amount":"1","asset":"USD"}]`
@@ -30,6 +31,12 @@ type hostileCase struct {
 func hostileBodies() []hostileCase {
 	tx := func(inner string) string { return `{"idempotency_key":"h",` + inner + `}` }
 	deep := strings.Repeat(`{"x":`, 40) + `1` + strings.Repeat(`}`, 40)
+	ev := func(id, fields string) string {
+		return `{"id":` + id + `,"time":"2026-01-01T00:00:00Z","fields":` + fields + `}`
+	}
+	def := func(extra string) string {
+		return `{"name":"f","source":"events","entity":"card","aggregation":"count","windows":["1h"],` + extra + `}`
+	}
 	return []hostileCase{
 		{"NUL in metadata value", "POST", "/v1/transactions", tx(`"metadata":{"note":"a\u0000b"},` + okPosting), nil, 400, "nul_character"},
 		{"NUL in metadata name", "POST", "/v1/transactions", tx(`"metadata":{"a\u0000":1},` + okPosting), nil, 400, "nul_character"},
@@ -59,6 +66,28 @@ func hostileBodies() []hostileCase {
 		{"dot account", "POST", "/v1/accounts", `{"id":".","asset":"USD"}`, nil, 400, "invalid_account"},
 		{"dot-dot account", "POST", "/v1/accounts", `{"id":"..","asset":"USD"}`, nil, 400, "invalid_account"},
 		{"dot-dot segment", "POST", "/v1/accounts", `{"id":"a/../b","asset":"USD"}`, nil, 400, "invalid_account"},
+		// Feature definitions, events, evaluate and batch reads.
+		{"NUL in event id", "POST", "/v1/events", ev(`"e\u0000"`, `{}`), nil, 400, "nul_character"},
+		{"lone surrogate in event field", "POST", "/v1/events", ev(`"e1"`, `{"card":"\ud800"}`), nil, 400, "invalid_utf8"},
+		{"invalid UTF-8 in event field", "POST", "/v1/events", ev(`"e1"`, "{\"card\":\"\xc3\x28\"}"), nil, 400, "invalid_utf8"},
+		{"duplicate event field", "POST", "/v1/events", ev(`"e1"`, `{"card":"a","card":"b"}`), nil, 400, "duplicate_member"},
+		{"case-variant event member", "POST", "/v1/events", `{"ID":"e1","time":"2026-01-01T00:00:00Z","fields":{}}`, nil, 400, "unknown_member"},
+		{"huge event integer", "POST", "/v1/events", ev(`"e1"`, `{"amount":1`+strings.Repeat("0", 60)+`}`), nil, 400, "invalid_event"},
+		{"deep event fields", "POST", "/v1/events", ev(`"e1"`, deep), nil, 400, "nesting_too_deep"},
+		{"events as text", "POST", "/v1/events", ev(`"e1"`, `{}`), []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type"},
+		{"NUL in feature filter", "POST", "/v1/features/definitions", def(`"filter":"type == \"\u0000\""`), nil, 400, "nul_character"},
+		{"duplicate feature name", "POST", "/v1/features/definitions", def(`"name":"g"`), nil, 400, "duplicate_member"},
+		{"case-variant feature member", "POST", "/v1/features/definitions", def(`"Windows":["1h"]`), nil, 400, "unknown_member"},
+		{"lone surrogate in evaluate", "POST", "/v1/features/evaluate", `{"event":` + ev(`"\udfff"`, `{}`) + `}`, nil, 400, "invalid_utf8"},
+		{"duplicate evaluate member", "POST", "/v1/features/evaluate", `{"event":` + ev(`"e1"`, `{}`) + `,"record":true,"record":false}`, nil, 400, "duplicate_member"},
+		{"NUL entity in batch read", "POST", "/v1/features/read", `{"entities":[{"type":"card","id":"a\u0000"}]}`, nil, 400, "nul_character"},
+		// Export requests.
+		{"NUL export account", "POST", "/v1/exports", `{"kind":"entries","account_id":"a\u0000","from":"2026-01-01T00:00:00Z","to":"2026-02-01T00:00:00Z"}`, nil, 400, "nul_character"},
+		{"duplicate export kind", "POST", "/v1/exports", `{"kind":"accounts","kind":"entries"}`, nil, 400, "duplicate_member"},
+		{"case-variant export member", "POST", "/v1/exports", `{"Kind":"accounts"}`, nil, 400, "unknown_member"},
+		{"invalid UTF-8 export format", "POST", "/v1/exports", "{\"kind\":\"accounts\",\"format\":\"\xff\"}", nil, 400, "invalid_utf8"},
+		{"huge export time", "POST", "/v1/exports", `{"kind":"entries","from":"2026-01-01T00:00:00Z","to":"99999-01-01T00:00:00Z"}`, nil, 400, "malformed_json"},
+		{"export as form", "POST", "/v1/exports", `{"kind":"accounts"}`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"},
 	}
 }
 
