@@ -61,16 +61,26 @@ func TestCrashStream(t *testing.T) {
 		c.do(t, "POST", "/v1/accounts", map[string]any{"id": id, "asset": "USD"})
 	}
 	ld := &loader{c: c, accounts: accounts, acked: map[string]string{}}
+	// Features state dies with the process too: a ledger feature fed by
+	// the relay and a tenant-events feature fed while the kills happen.
+	defineCrashFeatures(t, c)
+	ff := &featureFeeder{c: c}
 	sr := newStreamReader()
 	var resume []time.Duration
 	for round := range kills {
+		fctx, stopFeed := context.WithCancel(context.Background())
+		fed := make(chan struct{})
+		go func() { ff.run(fctx, round); close(fed) }()
 		ld.run(round, seed, time.Duration(400+rng.IntN(1200))*time.Millisecond, srv)
+		stopFeed()
+		<-fed
 		srv = startServe(t, bin, dir, addr, round+1)
 		d, err := waitResumed(t, c, sr, dir, srv.started, round)
 		if err != nil {
 			t.Fatalf("kill %d: %v (serve log %s)", round+1, err, srv.log)
 		}
 		ld.resend(t)
+		ff.resend(t)
 		resume = append(resume, d)
 		if d > 2*time.Second {
 			logSlowRestart(t, srv.log)
@@ -115,6 +125,7 @@ func TestCrashStream(t *testing.T) {
 	if len(ld.acked) == 0 || rep.entries < 2*len(ld.acked) {
 		t.Fatalf("too little checked: %d acknowledged, %d entries", len(ld.acked), rep.entries)
 	}
+	ff.checkFeatures(t, bin, dir)
 }
 
 // resumeBound is how long after a restart the stream must carry a new
