@@ -50,10 +50,7 @@ directory and removes it afterwards.`,
 			if err != nil {
 				return err
 			}
-			if jsonPath != "" {
-				return rep.WriteJSON(jsonPath)
-			}
-			return nil
+			return writeReport(jsonPath, rep)
 		},
 	}
 	f := cmd.Flags()

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -36,12 +35,7 @@ directory and removes it afterwards. Targets: relay ≥ 50% of decode_only, p99 
 			if err != nil {
 				return err
 			}
-			if jsonPath != "" {
-				if err := rep.WriteJSON(jsonPath); err != nil {
-					return fmt.Errorf("write %s: %w", jsonPath, err)
-				}
-			}
-			return nil
+			return writeReport(jsonPath, rep)
 		},
 	}
 	f := cmd.Flags()

@@ -41,12 +41,7 @@ Targets: CSV ≥ 80% of COPY, RSS ≤ 64 MB, both p99s within 1.5× of alone.`,
 			if err != nil {
 				return err
 			}
-			if jsonPath != "" {
-				if err := rep.WriteJSON(jsonPath); err != nil {
-					return fmt.Errorf("write %s: %w", jsonPath, err)
-				}
-			}
-			return nil
+			return writeReport(jsonPath, rep)
 		},
 	}
 	f := cmd.Flags()
