@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwark-ledger/bulwark/client"
 	"github.com/bulwark-ledger/bulwark/internal/broker"
 	"github.com/bulwark-ledger/bulwark/internal/control"
 	"github.com/bulwark-ledger/bulwark/internal/features"
@@ -71,11 +72,13 @@ func newFeaturesListCmd() *cobra.Command {
 		Use:   "list --key TENANT_KEY",
 		Short: "List the tenant's live features",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out any
-			if err := api.call(cmd.Context(), "GET", "/v1/features/definitions", nil, &out); err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), out)
+			return api.withClient(func(c *client.Client) error {
+				defs, err := c.FeatureDefinitions(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd.OutOrStdout(), map[string]any{"definitions": defs})
+			})
 		},
 	}
 	api.add(cmd)
@@ -89,11 +92,13 @@ func newFeaturesShowCmd() *cobra.Command {
 		Short: "Show every version of a feature with its task progress",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out any
-			if err := api.call(cmd.Context(), "GET", "/v1/features/definitions/"+args[0], nil, &out); err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), out)
+			return api.withClient(func(c *client.Client) error {
+				vs, err := c.FeatureVersions(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd.OutOrStdout(), map[string]any{"name": args[0], "versions": vs})
+			})
 		},
 	}
 	api.add(cmd)
@@ -107,7 +112,7 @@ func newFeaturesDeleteCmd() *cobra.Command {
 		Short: "Retire every version of a feature",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return api.call(cmd.Context(), "DELETE", "/v1/features/definitions/"+args[0], nil, nil)
+			return api.withClient(func(c *client.Client) error { return c.DeleteFeature(cmd.Context(), args[0]) })
 		},
 	}
 	api.add(cmd)
