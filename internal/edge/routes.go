@@ -12,17 +12,24 @@ const (
 	RoutePayments = "payments" // ledger writes
 	RouteAccounts = "accounts" // account creation
 	RouteReads    = "reads"    // every GET
-	RouteFeatures = "features" // feature reads, evaluate, events, definitions
+	RouteFeatures = "features" // feature reads, evaluate, definitions
+	RouteEvents   = "events"   // bulk event ingestion (POST /v1/events)
 	RouteAdmin    = "admin"    // admin API
 	RouteExports  = "exports"  // export jobs and downloads: background work
 )
 
 // DefaultRules apply when the control plane's admission.rules is empty.
 // Payments are the top level, never shed by overload control (only by
-// their tenant's quota and the hard cap); crawlers are shed first.
+// their tenant's quota and the hard cap); crawlers are shed first. Feature
+// reads and evaluate (the risk check a payment authorization waits on)
+// have a level of their own, "elevated", between accounts and ordinary
+// reads: shedding is by level, so a weight inside "normal" would not rank
+// them above reads. Bulk event ingestion is "normal", beside reads: under
+// a surge it is shed (and retried by its senders) before the risk checks.
 const DefaultRules = `# level NAME MIN_WEIGHT, highest first
 level critical 100
 level high 60
+level elevated 40
 level normal 20
 level low
 route payments 100
@@ -30,6 +37,7 @@ route admin 100
 route accounts 60
 route features 45
 route reads 30
+route events 25
 route exports 10
 route * 20
 traffic batch -20
@@ -41,10 +49,14 @@ func routeOf(r *http.Request) string {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/v1/admin/"):
 		return RouteAdmin
-	case strings.HasPrefix(r.URL.Path, "/v1/features/") || r.URL.Path == "/v1/events":
+	case strings.HasPrefix(r.URL.Path, "/v1/features/"):
 		// Below payments (an authorization's risk check waits on it) and
-		// above ordinary reads; event ingestion shares it.
+		// above ordinary reads.
 		return RouteFeatures
+	case r.URL.Path == "/v1/events":
+		// Bulk ingestion: its senders retry a 503, and a surge of it must
+		// not shed the risk checks that read what it feeds.
+		return RouteEvents
 	case r.URL.Path == "/v1/exports" || strings.HasPrefix(r.URL.Path, "/v1/exports/"):
 		// Background work: under overload it is shed before reads and
 		// payments (weight 10 < reads 30 < payments 100).

@@ -7,16 +7,18 @@ import (
 	"github.com/bulwark-ledger/bulwark/internal/admission"
 )
 
-// TestFeatureRoutesRankBetweenPaymentsAndReads: feature reads, evaluate
-// and event ingestion are the route class "features", whose priority
-// weight under DefaultRules lies below payments and above ordinary reads.
+// TestFeatureRoutesRankBetweenPaymentsAndReads: feature reads and
+// evaluate are the route class "features", whose priority level (not only
+// its weight: shedding goes by level) under DefaultRules lies below
+// payments and above ordinary reads; event ingestion is the class
+// "events", below the features and not above reads.
 func TestFeatureRoutesRankBetweenPaymentsAndReads(t *testing.T) {
 	for _, c := range []struct{ method, path, want string }{
 		{"GET", "/v1/features/card/c-1", RouteFeatures},
 		{"POST", "/v1/features/evaluate", RouteFeatures},
 		{"POST", "/v1/features/read", RouteFeatures},
 		{"POST", "/v1/features/definitions", RouteFeatures},
-		{"POST", "/v1/events", RouteFeatures},
+		{"POST", "/v1/events", RouteEvents},
 		{"GET", "/v1/accounts/a", RouteReads},
 		{"POST", "/v1/transactions", RoutePayments},
 	} {
@@ -29,8 +31,13 @@ func TestFeatureRoutesRankBetweenPaymentsAndReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := func(route string) int64 { return rules.Weight(&admission.Request{Route: route}) }
-	if !(w(RoutePayments) > w(RouteFeatures) && w(RouteFeatures) > w(RouteReads)) {
-		t.Fatalf("weights: payments %d, features %d, reads %d", w(RoutePayments), w(RouteFeatures), w(RouteReads))
+	if !(w(RoutePayments) > w(RouteFeatures) && w(RouteFeatures) > w(RouteReads) && w(RouteReads) >= w(RouteEvents)) {
+		t.Fatalf("weights: payments %d, features %d, reads %d, events %d", w(RoutePayments), w(RouteFeatures), w(RouteReads), w(RouteEvents))
+	}
+	// A higher Priority is a higher level.
+	p := func(route string) admission.Priority { return rules.Classify(&admission.Request{Route: route}) }
+	if !(p(RoutePayments) > p(RouteFeatures) && p(RouteFeatures) > p(RouteReads) && p(RouteReads) >= p(RouteEvents)) {
+		t.Fatalf("levels: payments %d, features %d, reads %d, events %d", p(RoutePayments), p(RouteFeatures), p(RouteReads), p(RouteEvents))
 	}
 }
 

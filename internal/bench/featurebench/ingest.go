@@ -79,6 +79,35 @@ func produceBacklog(ctx context.Context, brokers []string, ps []payment) error {
 	return first
 }
 
+// pacedProducer produces events to the events topic in the record format
+// of POST /v1/events, one call per paced batch, waiting for the broker's
+// acknowledgement (as a 202 would).
+type pacedProducer struct{ cl *kgo.Client }
+
+func newPacedProducer(brokers []string) (*pacedProducer, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(features.DefaultEventsTopic),
+		kgo.ProducerLinger(0))
+	if err != nil {
+		return nil, err
+	}
+	return &pacedProducer{cl: cl}, nil
+}
+
+func (p *pacedProducer) send(ctx context.Context, ps []payment) error {
+	recs := make([]*kgo.Record, len(ps))
+	now := time.Now()
+	for i, x := range ps {
+		body, err := x.event(now).MarshalJSON()
+		if err != nil {
+			return err
+		}
+		recs[i] = &kgo.Record{Key: []byte(benchTenant + "/" + x.id), Value: body, Timestamp: now}
+	}
+	return p.cl.ProduceSync(ctx, recs...).FirstErr()
+}
+
+func (p *pacedProducer) Close() { p.cl.Close() }
+
 // committed is the sum of the engine's committed positions on the events
 // topic (feature_offsets, advanced in the transaction of the tiles).
 func committed(ctx context.Context, pool *pgxpool.Pool) (int64, error) {

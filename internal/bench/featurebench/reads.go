@@ -144,11 +144,12 @@ func (p payment) wire(t time.Time) wireEvent {
 		Fields: map[string]any{entityField: p.cardID(), "amount": p.amount, "device": p.deviceID()}}
 }
 
-// runReads runs, for d and at once: events through POST /v1/events at
-// ingestRate, GET reads and evaluate calls at cfg.ReadRate each, and
-// freshness probes at cfg.ProbeRate; with ingestRate 0, reads and
-// evaluate calls only (the idle read path).
-func runReads(ctx context.Context, cfg *Config, c *child, ingestRate float64, d time.Duration) *readPhase {
+// runReads runs, for d and at once: events at ingestRate (produced to
+// the events topic, or through POST /v1/events: cfg.ReadIngest), GET reads
+// and evaluate calls at cfg.ReadRate each, and freshness probes at
+// cfg.ProbeRate; with ingestRate 0, reads and evaluate calls only (the
+// idle read path).
+func runReads(ctx context.Context, cfg *Config, c *child, brokers []string, ingestRate float64, d time.Duration) (*readPhase, error) {
 	ph := &readPhase{ingestRate: ingestRate}
 	var wg sync.WaitGroup
 	run := func(f func()) {
@@ -156,24 +157,39 @@ func runReads(ctx context.Context, cfg *Config, c *child, ingestRate float64, d 
 		go func() { defer wg.Done(); f() }()
 	}
 	// Paced ingest: batches of up to maxIngestBatch events, about ten
-	// requests per second at least.
+	// batches per second at least.
 	batch := max(1, min(maxIngestBatch, int(ingestRate/10)))
 	ingestGen := newGenerator(cfg, 3, "r")
 	var genMu sync.Mutex
+	send := func(ctx context.Context, ps []payment) error {
+		evs := make([]wireEvent, len(ps))
+		now := time.Now()
+		for i, p := range ps {
+			evs[i] = p.wire(now)
+		}
+		st, body, err := c.do(ctx, http.MethodPost, "/v1/events", c.key, map[string]any{"events": evs})
+		return wantStatus(st, body, err, http.StatusAccepted)
+	}
+	if ingestRate > 0 && cfg.ReadIngest == ReadIngestTopic {
+		pr, err := newPacedProducer(brokers)
+		if err != nil {
+			return nil, err
+		}
+		defer pr.Close()
+		send = pr.send
+	}
 	run(func() {
 		if ingestRate <= 0 {
 			return
 		}
 		openLoop(ctx, ingestRate/float64(batch), d, &ph.ingest, func(ctx context.Context, _ int) (time.Duration, error) {
 			genMu.Lock()
-			evs := make([]wireEvent, batch)
-			now := time.Now()
-			for i := range evs {
-				evs[i] = ingestGen.payment().wire(now)
+			ps := make([]payment, batch)
+			for i := range ps {
+				ps[i] = ingestGen.payment()
 			}
 			genMu.Unlock()
-			st, body, err := c.do(ctx, http.MethodPost, "/v1/events", c.key, map[string]any{"events": evs})
-			if err := wantStatus(st, body, err, http.StatusAccepted); err != nil {
+			if err := send(ctx, ps); err != nil {
 				return 0, err
 			}
 			ph.accepted.Add(int64(batch))
@@ -236,7 +252,7 @@ func runReads(ctx context.Context, cfg *Config, c *child, ingestRate float64, d 
 		}
 	})
 	wg.Wait()
-	return ph
+	return ph, nil
 }
 
 // probe sends one event of a new entity and reads that entity until the

@@ -25,8 +25,10 @@ type Report struct {
 	Entities int `json:"entities_tracked"`
 	// ReadPhaseIngestRate is the events/s offered during the read phase
 	// (half the engine's measured ingest).
-	ReadPhaseIngestRate float64          `json:"read_phase_ingest_events_per_sec"`
-	Counts              map[string]int64 `json:"counts"`
+	ReadPhaseIngestRate float64 `json:"read_phase_ingest_events_per_sec"`
+	// ReadIngest is how those events arrived: "topic" or "http".
+	ReadIngest string           `json:"read_phase_ingest_path"`
+	Counts     map[string]int64 `json:"counts"`
 	// BackfillRate is the rate (chunks/s per partition) the backfill ran
 	// at before the pause.
 	BackfillRate float64 `json:"backfill_rate_per_partition"`
@@ -102,8 +104,9 @@ func (r *Report) print(out io.Writer) {
 	nv, _ := r.Value("ingest_events_per_sec", "naive")
 	co, _ := r.Value("ingest_events_per_sec", "consume_only")
 	fmt.Fprintf(out, "engine / naive = %.1f× (target ≥ 20×); engine / consume_only = %.2f; %d entities tracked;"+
-		" reads measured while %.0f events/s (half the engine's maximum) arrived through POST /v1/events\n",
-		eng/nv, eng/co, r.Entities, r.ReadPhaseIngestRate)
+		" reads measured while %.0f events/s (half the engine's maximum) arrived %s\n",
+		eng/nv, eng/co, r.Entities, r.ReadPhaseIngestRate, map[string]string{ReadIngestTopic: "on the events topic",
+			ReadIngestHTTP: "through POST /v1/events"}[r.ReadIngest])
 	fmt.Fprintln(out, "database during the engine's ingest (pg_stat_activity sampled every 20 ms; mean sessions active):")
 	for _, n := range r.EngineIngestDB {
 		fmt.Fprintln(out, "  ", n)

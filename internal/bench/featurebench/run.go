@@ -131,10 +131,16 @@ func phases(ctx context.Context, cfg *Config, c *child, brokers []string) (*Repo
 	}
 	idleFor := min(idleReads, cfg.Duration)
 	cfg.Log.Info("bench features: reads without ingest", "for", idleFor)
-	idle := runReads(ctx, cfg, c, 0, idleFor)
+	idle, err := runReads(ctx, cfg, c, brokers, 0, idleFor)
+	if err != nil {
+		return nil, err
+	}
 	half := in.eng.perSec() / 2
 	cfg.Log.Info("bench features: reads", "ingest_per_sec", half, "for", cfg.Duration)
-	ph := runReads(ctx, cfg, c, half, cfg.Duration)
+	ph, err := runReads(ctx, cfg, c, brokers, half, cfg.Duration)
+	if err != nil {
+		return nil, err
+	}
 	ph.notes(rep)
 	if in.naiveRows, err = tableWrites(ctx, pool, "bench_naive_features"); err != nil {
 		return nil, err
@@ -295,7 +301,7 @@ func (r *Report) rows(cfg *Config, in *ingestResult, ph *readPhase, pz pauseResu
 	r.add("rss_bytes", "engine", max(ph.maxRSS, m1.rss), "bytes")
 	r.add("pg_tile_bytes_per_entity", "engine", tileBytes/float64(in.entities), "bytes")
 	r.add("pause_effective_ms", "engine", float64(pz.effective)/float64(time.Millisecond), "ms")
-	r.Entities, r.ReadPhaseIngestRate = in.entities, ph.ingestRate
+	r.Entities, r.ReadPhaseIngestRate, r.ReadIngest = in.entities, ph.ingestRate, cfg.ReadIngest
 	r.Counts = map[string]int64{
 		"engine_events": eng.n, "naive_events": nv.n, "consume_only_records": cons.n,
 		"reads": int64(ph.reads.count()), "evaluations": int64(ph.evals.count()), "probes": int64(ph.fresh.count()),
