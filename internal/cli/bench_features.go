@@ -68,7 +68,7 @@ directory and removes it afterwards.`,
 	f.DurationVar(&cfg.NaiveDuration, "naive-duration", featurebench.DefaultNaiveDuration, "how long the naive baseline runs")
 	f.IntVar(&cfg.NaiveClients, "naive-clients", featurebench.DefaultNaiveClients, "concurrent writers of the naive baseline")
 	f.StringVar(&cfg.ReadIngest, "read-ingest", featurebench.ReadIngestTopic, "how the read phase's events arrive: topic (produced to the events topic, as the ingest maximum is measured) or http (POST /v1/events)")
-	f.IntVar(&cfg.Parallelism, "parallelism", 0, "set features.consumer_parallelism (global) before the run; 0 = the server's setting (default 4)")
+	f.IntVar(&cfg.Parallelism, "parallelism", 0, "set features.consumer_parallelism (global) before the run; 0 = the server's setting (default 2)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the workload")
 	f.StringVar(&postgres, "postgres", os.Getenv("BULWARK_POSTGRES_URL"), "superuser URL of an existing server (env BULWARK_POSTGRES_URL); empty = a private temporary cluster")
 	f.StringVar(&jsonPath, "json", "", "write results as JSON to this file")

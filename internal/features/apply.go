@@ -156,97 +156,260 @@ func (t *tileArrays) append(k tileKey, state []byte) {
 	t.state = append(t.state, state)
 }
 
+func (t *tileArrays) key(i int) tileKey {
+	return tileKey{t.tenant[i], t.field[i], t.entity[i], t.level[i], t.bucket[i]}
+}
+
 const tileOrder = `tenant_id COLLATE "C", field COLLATE "C", entity COLLATE "C", level, bucket`
 
 // writeTiles merges b's tiles into feature_tiles within tx: the rows that
 // exist are locked and merged, the others inserted; each row's bundle is
 // encoded and sent once.
 func (b *batch) writeTiles(ctx context.Context, tx pgx.Tx) error {
+	_, err := b.write(ctx, tx, nil, nil)
+	return err
+}
+
+// tileWrites counts how the rows of a cached write went (see write).
+type tileWrites struct {
+	hits, stale, misses, inserted int
+}
+
+// write is writeTiles with a tileCache (nil: none). It returns what it
+// wrote, bundle and new xmin per row, for the cache once tx commits.
+//
+// With a cache, rows go three ways, each in key order:
+//
+//  1. rows in the cache: merged into the cached bundle and updated only if
+//     their xmin is still the cached one (see tileCache);
+//  2. rows not in the cache: inserted with the batch's bundle if they do
+//     not exist (ON CONFLICT DO NOTHING);
+//  3. the rest (a stale entry, a row that existed after all): the locking
+//     path, as without a cache.
+//
+// Phases 1 and 2 take their row locks in key order, phase 3 in key order
+// after them; a deadlock between two writers (a row one updated in phase 1
+// while the other redoes it in phase 3) is possible only when both meet a
+// row the other wrote, which the cache makes rare for the live path (one
+// writer per partition's rows); PostgreSQL detects it and the batch is
+// retried whole.
+func (b *batch) write(ctx context.Context, tx pgx.Tx, cache *tileCache, stats *tileWrites) (map[tileKey]cachedTile, error) {
+	if stats == nil {
+		stats = &tileWrites{}
+	}
+	out := make(map[tileKey]cachedTile, len(b.tiles))
 	if len(b.tiles) == 0 {
-		return nil
+		return out, nil
 	}
 	keys := make([]tileKey, 0, len(b.tiles))
 	for k := range b.tiles {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, tileKey.compare)
+	rest := keys
+	if cache != nil {
+		var err error
+		if rest, err = b.writeOptimistic(ctx, tx, cache, keys, out, stats); err != nil {
+			return nil, err
+		}
+	}
+	if len(rest) == 0 {
+		return out, nil
+	}
 	var upd tileArrays
-	found, err := b.lockAndMerge(ctx, tx, keys, &upd)
+	found, err := b.lockAndMerge(ctx, tx, rest, &upd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var ins tileArrays
-	for _, k := range keys {
+	for _, k := range rest {
 		if _, ok := found[k]; ok {
 			continue
 		}
 		raw, err := mergeBundle(nil, b.tiles[k])
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ins.append(k, raw)
 	}
 	if len(ins.tenant) > 0 {
-		raced, err := insertTiles(ctx, tx, &ins)
+		inserted, raced, err := insertTiles(ctx, tx, &ins)
 		if err != nil {
-			return err
+			return nil, err
+		}
+		for i := range ins.tenant {
+			k := ins.key(i)
+			if x, ok := inserted[k]; ok {
+				out[k] = cachedTile{raw: ins.state[i], xmin: x}
+			}
 		}
 		// Rows another transaction inserted since the lock: merge into them.
 		if len(raced) > 0 {
 			got, err := b.lockAndMerge(ctx, tx, raced, &upd)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if len(got) != len(raced) {
-				return fmt.Errorf("features: %d of %d tiles vanished between insert and lock", len(raced)-len(got), len(raced))
+				return nil, fmt.Errorf("features: %d of %d tiles vanished between insert and lock", len(raced)-len(got), len(raced))
 			}
 		}
 	}
 	if len(upd.tenant) == 0 {
-		return nil
+		return out, nil
 	}
-	_, err = tx.Exec(ctx, `UPDATE feature_tiles t SET state = u.state
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bytea[])
-			AS u(tenant_id, field, entity, level, bucket, state)
-		WHERE (t.tenant_id, t.field, t.entity, t.level, t.bucket) = (u.tenant_id, u.field, u.entity, u.level, u.bucket)`,
-		upd.tenant, upd.field, upd.entity, upd.level, upd.bucket, upd.state)
+	updated, err := updateTiles(ctx, tx, &upd, nil)
 	if err != nil {
-		return fmt.Errorf("update tiles: %w", err)
+		return nil, err
 	}
-	return nil
+	for i := range upd.tenant {
+		k := upd.key(i)
+		x, ok := updated[k]
+		if !ok {
+			return nil, fmt.Errorf("features: tile %v locked but not updated", k)
+		}
+		out[k] = cachedTile{raw: upd.state[i], xmin: x}
+	}
+	return out, nil
 }
 
-// insertTiles inserts ins (in key order) and returns the keys that
-// conflicted with a row inserted meanwhile by another transaction.
-func insertTiles(ctx context.Context, tx pgx.Tx, ins *tileArrays) ([]tileKey, error) {
-	rows, err := tx.Query(ctx, `INSERT INTO feature_tiles (tenant_id, field, entity, level, bucket, state)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bytea[])
-		ON CONFLICT DO NOTHING RETURNING tenant_id, field, entity, level, bucket`,
-		ins.tenant, ins.field, ins.entity, ins.level, ins.bucket, ins.state)
-	if err != nil {
-		return nil, fmt.Errorf("insert tiles: %w", err)
-	}
-	inserted := make(map[tileKey]struct{}, len(ins.tenant))
-	for rows.Next() {
-		var k tileKey
-		if err := rows.Scan(&k.Tenant, &k.Field, &k.Entity, &k.Level, &k.Bucket); err != nil {
-			rows.Close()
+// writeOptimistic runs phases 1 and 2 of write and returns the keys left
+// for the locking path, in key order.
+func (b *batch) writeOptimistic(ctx context.Context, tx pgx.Tx, cache *tileCache, keys []tileKey,
+	out map[tileKey]cachedTile, stats *tileWrites) ([]tileKey, error) {
+	var hit, miss tileArrays
+	var xmins []string
+	for _, k := range keys {
+		if c, ok := cache.get(k); ok {
+			if old, err := decodeBundle(c.raw); err == nil {
+				raw, err := mergeBundle(old, b.tiles[k])
+				if err != nil {
+					return nil, err
+				}
+				hit.append(k, raw)
+				xmins = append(xmins, strconv.FormatUint(uint64(c.xmin), 10))
+				continue
+			}
+		}
+		raw, err := mergeBundle(nil, b.tiles[k])
+		if err != nil {
 			return nil, err
 		}
-		inserted[k] = struct{}{}
+		miss.append(k, raw)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("insert tiles: %w", err)
+	var redo []tileKey
+	if len(hit.tenant) > 0 {
+		updated, err := updateTiles(ctx, tx, &hit, xmins)
+		if err != nil {
+			return nil, err
+		}
+		for i := range hit.tenant {
+			k := hit.key(i)
+			if x, ok := updated[k]; ok {
+				out[k] = cachedTile{raw: hit.state[i], xmin: x}
+				stats.hits++
+			} else {
+				redo = append(redo, k)
+				stats.stale++
+			}
+		}
+	}
+	if len(miss.tenant) > 0 {
+		inserted, raced, err := insertTiles(ctx, tx, &miss)
+		if err != nil {
+			return nil, err
+		}
+		stats.misses += len(miss.tenant)
+		stats.inserted += len(inserted)
+		for i := range miss.tenant {
+			k := miss.key(i)
+			if x, ok := inserted[k]; ok {
+				out[k] = cachedTile{raw: miss.state[i], xmin: x}
+			}
+		}
+		redo = append(redo, raced...)
+	}
+	slices.SortFunc(redo, tileKey.compare)
+	return redo, nil
+}
+
+// updateTiles writes upd's states and returns the new xmin of each row
+// written. With xmins (one per row, decimal), a row is written only if its
+// xmin is still that one (see tileCache); rows not written are absent
+// from the result.
+func updateTiles(ctx context.Context, tx pgx.Tx, upd *tileArrays, xmins []string) (map[tileKey]uint32, error) {
+	q := `UPDATE feature_tiles t SET state = u.state
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bytea[])
+			AS u(tenant_id, field, entity, level, bucket, state)
+		WHERE (t.tenant_id, t.field, t.entity, t.level, t.bucket) = (u.tenant_id, u.field, u.entity, u.level, u.bucket)
+		RETURNING t.tenant_id, t.field, t.entity, t.level, t.bucket, t.xmin::text`
+	args := []any{upd.tenant, upd.field, upd.entity, upd.level, upd.bucket, upd.state}
+	if xmins != nil {
+		q = `UPDATE feature_tiles t SET state = u.state
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bytea[], $7::text[])
+			AS u(tenant_id, field, entity, level, bucket, state, x)
+		WHERE (t.tenant_id, t.field, t.entity, t.level, t.bucket) = (u.tenant_id, u.field, u.entity, u.level, u.bucket)
+			AND t.xmin = u.x::xid
+		RETURNING t.tenant_id, t.field, t.entity, t.level, t.bucket, t.xmin::text`
+		args = append(args, xmins)
+	}
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("update tiles: %w", err)
+	}
+	got, err := scanKeyXmins(rows, len(upd.tenant))
+	if err != nil {
+		return nil, fmt.Errorf("update tiles: %w", err)
+	}
+	return got, nil
+}
+
+// scanKeyXmins reads rows of (tile key, xmin as text).
+func scanKeyXmins(rows pgx.Rows, n int) (map[tileKey]uint32, error) {
+	defer rows.Close()
+	got := make(map[tileKey]uint32, n)
+	for rows.Next() {
+		var k tileKey
+		var x string
+		if err := rows.Scan(&k.Tenant, &k.Field, &k.Entity, &k.Level, &k.Bucket, &x); err != nil {
+			return nil, err
+		}
+		v, err := strconv.ParseUint(x, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("xmin %q: %w", x, err)
+		}
+		got[k] = uint32(v)
+	}
+	return got, rows.Err()
+}
+
+// insertTiles inserts ins (in key order) and returns the xmin of each row
+// inserted and the keys that conflicted with a row that exists (inserted
+// meanwhile by another transaction, or, on the cached path, not in the
+// cache), in key order.
+func insertTiles(ctx context.Context, tx pgx.Tx, ins *tileArrays) (map[tileKey]uint32, []tileKey, error) {
+	rows, err := tx.Query(ctx, `INSERT INTO feature_tiles (tenant_id, field, entity, level, bucket, state)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bytea[])
+		ON CONFLICT DO NOTHING RETURNING tenant_id, field, entity, level, bucket, xmin::text`,
+		ins.tenant, ins.field, ins.entity, ins.level, ins.bucket, ins.state)
+	if err != nil {
+		return nil, nil, fmt.Errorf("insert tiles: %w", err)
+	}
+	inserted, err := scanKeyXmins(rows, len(ins.tenant))
+	if err != nil {
+		return nil, nil, fmt.Errorf("insert tiles: %w", err)
 	}
 	var raced []tileKey
 	for i := range ins.tenant {
-		k := tileKey{ins.tenant[i], ins.field[i], ins.entity[i], ins.level[i], ins.bucket[i]}
-		if _, ok := inserted[k]; !ok {
+		if k := ins.key(i); !hasKey(inserted, k) {
 			raced = append(raced, k)
 		}
 	}
-	return raced, nil
+	return inserted, raced, nil
+}
+
+func hasKey(m map[tileKey]uint32, k tileKey) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // lockAndMerge locks the rows of keys that exist (FOR UPDATE, in key

@@ -51,6 +51,10 @@ type Config struct {
 	// partitions of a killed worker wait before the group moves them;
 	// default 10 s.
 	SessionTimeout time.Duration
+	// TileCacheBytes bounds the live path's tile cache (see tileCache):
+	// the bundles it wrote last, so that the next batch updates them
+	// without reading them first. Zero means 64 MiB; negative, no cache.
+	TileCacheBytes int
 	// BatchRecords bounds the records one poll hands to the workers;
 	// default 5000 (at ~200 B a record, ~1 MiB in memory).
 	BatchRecords int
@@ -109,6 +113,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 10 * time.Second
+	}
+	if c.TileCacheBytes == 0 {
+		c.TileCacheBytes = 64 << 20
 	}
 	if c.BatchRecords == 0 {
 		c.BatchRecords = 5000

@@ -27,6 +27,7 @@ type Engine struct {
 	m     *metrics
 	store *Store
 	cache versionCache // worker: live versions per tenant by generation
+	tiles *tileCache   // worker: tile rows it wrote last (nil: TileCacheBytes < 0)
 	reads readCache    // API: served versions per tenant, 1 s old at most
 
 	brokerMu sync.Mutex // guards cfg.Brokers while BrokersFn resolves it
@@ -48,6 +49,9 @@ func New(pool *pgxpool.Pool, settings limits, rl *ratelimit.Limiter, cfg Config)
 	}
 	e := &Engine{cfg: cfg, pool: pool, lim: settings, rl: rl, m: newMetrics(cfg.Registerer), store: NewStore(pool, settings)}
 	e.store.now = cfg.Now
+	if cfg.TileCacheBytes > 0 {
+		e.tiles = newTileCache(cfg.TileCacheBytes)
+	}
 	return e, nil
 }
 

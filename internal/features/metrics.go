@@ -24,6 +24,7 @@ type metrics struct {
 	taskEvents    *prometheus.CounterVec
 	taskRate      *prometheus.GaugeVec // task, tenant: only pairs with unfinished work
 	detailSent    prometheus.Counter
+	tileWrites    *prometheus.CounterVec // path
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -55,5 +56,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Events processed by background tasks, by task."}, []string{"task"}),
 		detailSent: f.NewCounter(prometheus.CounterOpts{Name: "bulwark_features_detail_records_total",
 			Help: "Velocity detail records produced to the detail topic."}),
+		tileWrites: f.NewCounterVec(prometheus.CounterOpts{Name: "bulwark_features_tile_writes_total",
+			Help: "Tile rows written by the live path, by path: cached (updated from the tile cache, no read), inserted (new row), " +
+				"stale (a cached row another writer changed: redone on the locking path), locked (read FOR UPDATE, then merged)."}, []string{"path"}),
 	}
 }
