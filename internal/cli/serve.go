@@ -63,6 +63,7 @@ The admin key is read from --admin-key, BULWARK_ADMIN_KEY, or <data-dir>/admin.k
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", envOr("BULWARK_ADDR", "127.0.0.1:8080"), "HTTP listen address (env BULWARK_ADDR)")
 	f.StringVar(&cfg.DataDir, "data-dir", envOr("BULWARK_DATA_DIR", ".bulwark"), "data directory of the embedded defaults (env BULWARK_DATA_DIR)")
+	f.StringVar(&cfg.DebugAddr, "debug-addr", os.Getenv("BULWARK_DEBUG_ADDR"), "serve Go profiles (/debug/pprof/) on this address, unauthenticated: loopback or a private network only (env BULWARK_DEBUG_ADDR); empty = off")
 	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("BULWARK_POSTGRES_URL"), "external PostgreSQL URL (env BULWARK_POSTGRES_URL); empty = embedded")
 	f.StringVar(&cfg.AdminKey, "admin-key", os.Getenv("BULWARK_ADMIN_KEY"), "admin API key (env BULWARK_ADMIN_KEY); empty = <data-dir>/admin.key")
 	f.StringVar(&roles, "roles", os.Getenv("BULWARK_ROLES"), "comma-separated roles: api,workers,cdc,features,exports (env BULWARK_ROLES); empty = all")

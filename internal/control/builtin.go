@@ -74,8 +74,8 @@ func builtinKeys() []Key {
 			Doc: "Entities (distinct values of the entity fields of its features) tracked per tenant; events of new entities beyond it are not aggregated and are counted in bulwark_features_entities_refused_total."},
 		{Name: KeyFeaturesAllowedLateness, Type: Int, Default: "3600", Min: 0, Max: 7 * 86_400,
 			Doc: "Seconds an event's time may lie before its acceptance and still be aggregated; older events are dropped and counted in bulwark_features_events_late_total."},
-		{Name: KeyFeaturesConsumerParallelism, Type: Int, Default: "2", Min: 1, Max: 256,
-			Doc: "Partitions each feature worker process applies concurrently (global scope only; each one is a PostgreSQL transaction at a time). More than 2 pays only when the database has idle cores and few hot entities: partitions that share hot entities wait on each other's tile rows (docs/features.md)."},
+		{Name: KeyFeaturesConsumerParallelism, Type: Int, Default: "2", Min: 1, Max: 16,
+			Doc: "Transactions each feature worker process applies at once (global scope only). Each takes the waiting records of every partition no other transaction holds. More than 1 pays only when the database has idle cores and few hot entities: transactions that share hot entities wait on each other's tile rows (docs/features.md)."},
 	}
 	keys = append(keys, exportKeys()...)
 	for _, t := range []struct {

@@ -1,6 +1,7 @@
 package features
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,7 +107,8 @@ func (w *worker) session(ctx context.Context) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(w.brokers...), kgo.ConsumerGroup(cfg.Group), kgo.ConsumeTopics(w.topics()...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMaxAge(5*time.Second),
-		kgo.SessionTimeout(cfg.SessionTimeout), kgo.HeartbeatInterval(cfg.SessionTimeout/4), kgo.AdjustFetchOffsetsFn(w.adjust),
+		kgo.SessionTimeout(cfg.SessionTimeout), kgo.HeartbeatInterval(cfg.SessionTimeout/4),
+		kgo.RebalanceTimeout(rebalanceTimeout(cfg.SessionTimeout)), kgo.AdjustFetchOffsetsFn(w.adjust),
 		kgo.OnPartitionsRevoked(w.drop), kgo.OnPartitionsLost(w.drop))
 	if err != nil {
 		return err
@@ -118,15 +120,21 @@ func (w *worker) session(ctx context.Context) error {
 	return w.pipeline(ctx, cl)
 }
 
+// rebalanceTimeout is how long the group waits for its members to rejoin
+// a rebalance before it drops the ones that did not. A member rejoins once
+// its transactions in flight finish (at most drainEvery plus one
+// transaction): franz-go's default, 60 s, let one member that missed a
+// rebalance (killed, or its join lost) hold every partition of the group
+// for a minute.
+func rebalanceTimeout(session time.Duration) time.Duration {
+	return max(2*session, 10*time.Second)
+}
+
 // Bounds of the pipelined live path.
 const (
-	// laneDepth bounds the polled batches waiting per partition: records
-	// held are at most (laneDepth + 1) polls of Config.BatchRecords records
-	// per partition, and a backlog makes the next transaction of a
-	// partition take the batches waiting (up to Config.BatchRecords
-	// records: larger batches, fewer transactions, exactly when the live
-	// path is behind).
-	laneDepth = 2
+	// pendingPolls bounds the records polled and not yet applied, in polls
+	// of Config.BatchRecords: past it the poller waits (back pressure).
+	pendingPolls = 3
 	// drainEvery bounds how long a rebalance waits: polls block rebalances
 	// (BlockRebalanceOnPoll) until every batch polled is applied, so at
 	// least that often the pipeline stops polling, lets its transactions
@@ -135,21 +143,32 @@ const (
 	// pollWait bounds a poll while batches are in flight, so that the
 	// drain happens on time.
 	pollWait = 100 * time.Millisecond
+	// maxAppliers bounds the goroutines that may apply transactions; the
+	// live setting features.consumer_parallelism (up to this) decides how
+	// many do at once.
+	maxAppliers = 16
 )
 
-// pipeline polls and applies until ctx ends or a batch fails. Each
-// partition has its own lane (a goroutine applying its batches in offset
-// order, one transaction at a time); features.consumer_parallelism bounds
-// the transactions in flight across lanes. Polling does not wait for the
-// previous poll's batches (no barrier between polls): a slow partition
-// delays only itself, and the others keep their transactions going. A
-// batch that fails cancels the session: later batches of every lane are
-// skipped (their transactions roll back), and the next session reloads
-// positions from PostgreSQL.
+// pipeline polls and applies until ctx ends or a batch fails. Polled
+// records wait per partition; an applier takes the records waiting of
+// every partition no other applier is applying, up to Config.BatchRecords
+// (more when one partition's waiting records are more), and applies them
+// in one transaction: partitions' positions advance together with the
+// tiles and event-log rows of their records. features.consumer_parallelism
+// bounds the transactions in flight (default 2: one runs in PostgreSQL
+// while the next decodes and merges; with 1 the process is the only writer
+// of the rows its partitions touch, so its tile cache is never stale and
+// no transaction waits for another on the hot entities' rows, which every
+// partition touches since the events topic is keyed by event id; more
+// than 2 mostly adds such waits). Polling does not wait for the
+// transaction in flight. A
+// batch that fails cancels the session: later batches are skipped (their
+// transactions roll back), and the next session reloads positions from
+// PostgreSQL.
 func (w *worker) pipeline(ctx context.Context, cl *kgo.Client) error {
 	cfg := &w.e.cfg
 	sctx, cancel := context.WithCancelCause(ctx)
-	p := &pipe{w: w, ctx: sctx, cancel: cancel, gate: newGate(), lanes: make(map[tp]chan kgo.FetchTopicPartition)}
+	p := newPipe(sctx, w, cancel)
 	defer p.close()
 	lastDrain := time.Now()
 	for {
@@ -187,14 +206,35 @@ type pipe struct {
 	ctx      context.Context // the session's: cancelled by a failed batch
 	cancel   context.CancelCauseFunc
 	gate     *gate
-	lanes    map[tp]chan kgo.FetchTopicPartition // owned by the polling goroutine
-	wg       sync.WaitGroup                      // lanes
-	inflight sync.WaitGroup                      // batches dispatched and not finished
-	pending  atomic.Int64                        // the same, as a number
+	wg       sync.WaitGroup // appliers
+	inflight sync.WaitGroup // fetches dispatched and not finished
+	pending  atomic.Int64   // the same, as a number
+
+	mu      sync.Mutex
+	waiting map[tp][]kgo.FetchTopicPartition // guarded by mu: polled, not taken, in offset order
+	busy    map[tp]bool                      // guarded by mu: taken by an applier
+	records int                              // guarded by mu: records polled and not finished
+	wake    chan struct{}                    // guarded by mu: closed at every change
 }
 
-// dispatch hands a polled partition's records to its lane (waiting while
-// the lane is full: back pressure on polling).
+func newPipe(ctx context.Context, w *worker, cancel context.CancelCauseFunc) *pipe {
+	p := &pipe{w: w, ctx: ctx, cancel: cancel, gate: newGate(), waiting: make(map[tp][]kgo.FetchTopicPartition),
+		busy: make(map[tp]bool), wake: make(chan struct{})}
+	for range maxAppliers {
+		p.wg.Add(1)
+		go p.applier()
+	}
+	return p
+}
+
+// changed wakes every goroutine waiting on p.wake; mu is held.
+func (p *pipe) changed() {
+	close(p.wake)
+	p.wake = make(chan struct{})
+}
+
+// dispatch queues a polled partition's records (waiting while too many
+// records are queued: back pressure on polling).
 func (p *pipe) dispatch(fp kgo.FetchTopicPartition) {
 	n := len(fp.Records)
 	if fp.Err != nil || n == 0 {
@@ -202,63 +242,156 @@ func (p *pipe) dispatch(fp kgo.FetchTopicPartition) {
 	}
 	lag := fp.HighWatermark - fp.Records[n-1].Offset - 1
 	p.w.e.m.consumerLag.WithLabelValues(fp.Topic, strconv.Itoa(int(fp.Partition))).Set(float64(max(lag, 0)))
-	k := tp{fp.Topic, fp.Partition}
-	ch, ok := p.lanes[k]
-	if !ok {
-		ch = make(chan kgo.FetchTopicPartition, laneDepth)
-		p.lanes[k] = ch
-		p.wg.Add(1)
-		go p.lane(ch)
+	limit := pendingPolls * p.w.e.cfg.BatchRecords
+	p.mu.Lock()
+	for p.records > 0 && p.records+n > limit {
+		wake := p.wake
+		p.mu.Unlock()
+		select {
+		case <-wake:
+		case <-p.ctx.Done():
+			return
+		}
+		p.mu.Lock()
 	}
+	if p.ctx.Err() != nil {
+		// The session ended: the appliers may have drained and gone, and
+		// nothing would account this fetch (the next session refetches it).
+		p.mu.Unlock()
+		return
+	}
+	k := tp{fp.Topic, fp.Partition}
+	p.waiting[k] = append(p.waiting[k], fp)
+	p.records += n
 	p.inflight.Add(1)
 	p.pending.Add(1)
-	select {
-	case ch <- fp:
-	case <-p.ctx.Done():
-		p.pending.Add(-1)
+	p.changed()
+	p.mu.Unlock()
+}
+
+// partBatch is the records of one partition taken by an applier, from
+// fetches polls consecutive fetches.
+type partBatch struct {
+	k       tp
+	recs    []*kgo.Record
+	fetches int
+}
+
+// take waits for records of partitions no other applier has and takes
+// them: every such partition's waiting records, whole fetches, until the
+// batch holds Config.BatchRecords records (a first fetch is taken
+// whatever its size). ok is false when the session ends.
+func (p *pipe) take() (batch []partBatch, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		n := 0
+		for k, fs := range p.waiting {
+			if p.busy[k] || len(fs) == 0 {
+				continue
+			}
+			pb := partBatch{k: k}
+			for len(fs) > 0 && (n == 0 || n+len(fs[0].Records) <= p.w.e.cfg.BatchRecords) {
+				pb.recs = append(pb.recs, fs[0].Records...)
+				n += len(fs[0].Records)
+				pb.fetches++
+				fs = fs[1:]
+			}
+			if pb.fetches == 0 {
+				continue
+			}
+			p.waiting[k] = fs
+			p.busy[k] = true
+			batch = append(batch, pb)
+		}
+		if len(batch) > 0 {
+			return batch, true
+		}
+		wake := p.wake
+		p.mu.Unlock()
+		select {
+		case <-wake:
+		case <-p.ctx.Done():
+		}
+		p.mu.Lock()
+		if p.ctx.Err() != nil {
+			return nil, false
+		}
+	}
+}
+
+// finish releases a taken batch's partitions and accounts its fetches.
+func (p *pipe) finish(batch []partBatch) {
+	p.mu.Lock()
+	fetches := 0
+	for _, pb := range batch {
+		p.busy[pb.k] = false
+		p.records -= len(pb.recs)
+		fetches += pb.fetches
+	}
+	p.changed()
+	p.mu.Unlock()
+	p.pending.Add(-int64(fetches))
+	for range fetches {
 		p.inflight.Done()
 	}
 }
 
-// lane applies one partition's batches in order until its channel closes.
-func (p *pipe) lane(ch <-chan kgo.FetchTopicPartition) {
+// applier applies taken batches while it holds the gate, until the
+// session ends. After a failure (the session is cancelled) batches are
+// only accounted, not applied.
+func (p *pipe) applier() {
 	defer p.wg.Done()
 	limit := func() int {
-		return int(max(p.w.e.lim.Int(control.GlobalTenant, control.KeyFeaturesConsumerParallelism), 1))
+		return int(min(max(p.w.e.lim.Int(control.GlobalTenant, control.KeyFeaturesConsumerParallelism), 1), maxAppliers))
 	}
-	for fp := range ch {
-		n := 1
-		// Take the batches waiting (a backlog) into one transaction, up to
-		// Config.BatchRecords records: a transaction's memory (its tile
-		// states) and lock time grow with its records.
-		for len(ch) > 0 && len(fp.Records) < p.w.e.cfg.BatchRecords {
-			q := <-ch
-			fp.Records = append(slices.Clip(fp.Records), q.Records...)
-			n++
+	for {
+		if err := p.gate.acquire(p.ctx, limit); err != nil {
+			p.drainWaiting()
+			return
+		}
+		batch, ok := p.take()
+		if !ok {
+			p.gate.release()
+			p.drainWaiting()
+			return
 		}
 		if p.ctx.Err() == nil {
-			if err := p.gate.acquire(p.ctx, limit); err == nil {
-				if err := p.w.applyPartition(p.ctx, fp); err != nil {
-					p.cancel(err)
-				}
-				p.gate.release()
+			if err := p.w.applyBatch(p.ctx, batch); err != nil {
+				p.cancel(err)
 			}
 		}
-		p.pending.Add(-int64(n))
-		for range n {
-			p.inflight.Done()
-		}
+		p.gate.release()
+		p.finish(batch)
 	}
 }
 
-// close stops the lanes (their transactions in flight roll back) and waits
-// for them.
+// drainWaiting accounts the fetches still waiting once the session ended
+// (they are not applied: the next session fetches them again).
+func (p *pipe) drainWaiting() {
+	p.mu.Lock()
+	fetches := 0
+	for k, fs := range p.waiting {
+		for _, f := range fs {
+			p.records -= len(f.Records)
+		}
+		fetches += len(fs)
+		delete(p.waiting, k)
+	}
+	p.changed()
+	p.mu.Unlock()
+	p.pending.Add(-int64(fetches))
+	for range fetches {
+		p.inflight.Done()
+	}
+}
+
+// close stops the appliers (their transactions in flight roll back) and
+// waits for them.
 func (p *pipe) close() {
 	p.cancel(nil)
-	for _, ch := range p.lanes {
-		close(ch)
-	}
 	p.wg.Wait()
+	p.drainWaiting()
 }
 
 // gate bounds the transactions in flight by a live limit.
@@ -356,43 +489,66 @@ var errFenced = errors.New("features: partition position moved by another member
 // for a deadlock or a serialization failure (nothing of it was written).
 const maxApplyAttempts = 5
 
-func (w *worker) applyPartition(ctx context.Context, p kgo.FetchTopicPartition) error {
-	k := tp{p.Topic, p.Partition}
+// partApply is one partition's part of a transaction: its records not
+// applied yet, and the move of its position.
+type partApply struct {
+	k              tp
+	recs           []*kgo.Record
+	expected, next int64
+}
+
+// applyBatch applies the records of several partitions in one
+// transaction, retrying a deadlock or serialization failure.
+func (w *worker) applyBatch(ctx context.Context, batch []partBatch) error {
+	var parts []partApply
 	w.mu.Lock()
-	expected, ok := w.pos[k]
+	for _, pb := range batch {
+		expected, ok := w.pos[pb.k]
+		if !ok {
+			continue // revoked meanwhile; its next owner applies these records
+		}
+		recs := pb.recs
+		if expected >= 0 {
+			// Records below the stored position were applied already (a
+			// refetch after a rebalance): never twice.
+			for len(recs) > 0 && recs[0].Offset < expected {
+				recs = recs[1:]
+			}
+		}
+		if len(recs) > 0 {
+			parts = append(parts, partApply{k: pb.k, recs: recs, expected: expected, next: recs[len(recs)-1].Offset + 1})
+		}
+	}
 	w.mu.Unlock()
-	if !ok {
-		return nil // revoked meanwhile; its next owner applies these records
+	if len(parts) == 0 {
+		return nil
 	}
-	recs := p.Records
-	if expected >= 0 {
-		// Records below the stored position were applied already (a refetch
-		// after a rebalance): never twice.
-		for len(recs) > 0 && recs[0].Offset < expected {
-			recs = recs[1:]
-		}
-		if len(recs) == 0 {
-			return nil
-		}
-	}
-	next := recs[len(recs)-1].Offset + 1
+	// Positions advance in one order in every transaction (no deadlock
+	// between two members that both hold a partition for a moment).
+	slices.SortFunc(parts, func(a, b partApply) int {
+		return cmp.Or(cmp.Compare(a.k.topic, b.k.topic), cmp.Compare(a.k.partition, b.k.partition))
+	})
 	start := time.Now()
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = w.applyOnce(ctx, k, recs, expected, next)
+		err = w.applyOnce(ctx, parts)
 		if err == nil || attempt >= maxApplyAttempts || (!retryable(err) && !errors.Is(err, errGenerationMoved)) {
 			break
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("apply %s/%d: %w", k.topic, k.partition, err)
+		return fmt.Errorf("apply %d partitions: %w", len(parts), err)
 	}
+	n := 0
 	w.mu.Lock()
-	if _, ok := w.pos[k]; ok {
-		w.pos[k] = next
+	for _, pa := range parts {
+		if _, ok := w.pos[pa.k]; ok {
+			w.pos[pa.k] = pa.next
+		}
+		n += len(pa.recs)
 	}
 	w.mu.Unlock()
-	w.e.m.batchRecords.Observe(float64(len(recs)))
+	w.e.m.batchRecords.Observe(float64(n))
 	w.e.m.commitSeconds.Observe(time.Since(start).Seconds())
 	return nil
 }
@@ -445,12 +601,15 @@ func retryable(err error) bool {
 // admission and its tile write; the batch is redone (nothing written).
 var errGenerationMoved = errors.New("features: definitions changed during the batch; redoing it")
 
-func (w *worker) applyOnce(ctx context.Context, k tp, recs []*kgo.Record, expected, next int64) error {
-	in := w.decode(k.topic, recs)
+func (w *worker) applyOnce(ctx context.Context, parts []partApply) error {
+	var in []incoming
+	for _, pa := range parts {
+		in = append(in, w.decode(pa.k.topic, pa.recs)...)
+	}
 	tenants := tenantsOf(in)
 	// Phase 1, its own short transaction: track the entities of the batch
 	// (see admitEntities), before the tile transaction takes a connection
-	// (one connection at a time: lanes never wait for a second one).
+	// (one connection at a time: a transaction never waits for a second one).
 	gens, refusedSet, err := w.admit(ctx, in, tenants)
 	if err != nil {
 		return err
@@ -488,8 +647,10 @@ func (w *worker) applyOnce(ctx context.Context, k tp, recs []*kgo.Record, expect
 	if err != nil {
 		return err
 	}
-	if err := w.advance(ctx, tx, k, expected, next); err != nil {
-		return err
+	for _, pa := range parts {
+		if err := w.advance(ctx, tx, pa.k, pa.expected, pa.next); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return err

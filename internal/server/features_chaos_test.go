@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -193,7 +194,7 @@ func TestFeaturesChaos(t *testing.T) {
 			break
 		}
 		if n > total || time.Now().After(deadline) {
-			t.Fatalf("%d events in the log, want %d", n, total)
+			t.Fatalf("%d events in the log, want %d; %s", n, total, chaosPositions(ctx, pool, prod))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -203,4 +204,45 @@ func TestFeaturesChaos(t *testing.T) {
 		t.Fatalf("verify: %+v", rep)
 	}
 	t.Logf("verified %d values of %d entities after %d kills", rep.Values, rep.Entities, kills)
+}
+
+// chaosPositions describes, for a failure, each partition's stored
+// position against the topic's end offset, and the consumer group.
+func chaosPositions(ctx context.Context, pool *pgxpool.Pool, cl *kgo.Client) string {
+	var b strings.Builder
+	rows, err := pool.Query(ctx, `SELECT partition, next_offset FROM feature_offsets WHERE topic = $1 ORDER BY 1`, features.DefaultEventsTopic)
+	if err != nil {
+		return err.Error()
+	}
+	stored := map[int32]int64{}
+	for rows.Next() {
+		var p int32
+		var n int64
+		if err := rows.Scan(&p, &n); err == nil {
+			stored[p] = n
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err.Error()
+	}
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, features.DefaultEventsTopic)
+	if err != nil {
+		return err.Error()
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		fmt.Fprintf(&b, "partition %d: stored %d, end %d; ", o.Partition, stored[o.Partition], o.Offset)
+	})
+	if gs, err := adm.DescribeGroups(ctx, features.DefaultGroup); err == nil {
+		for _, g := range gs {
+			fmt.Fprintf(&b, "group %s state %s:", g.Group, g.State)
+			for _, m := range g.Members {
+				if a, ok := m.Assigned.AsConsumer(); ok {
+					fmt.Fprintf(&b, " member %s %v", m.ClientID, a.Topics)
+				}
+			}
+		}
+	}
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -151,8 +152,38 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 		p.addHTTP(edge.Instrument(p.reg, p.log, ops))
 	}
+	if cfg.DebugAddr != "" {
+		p.add(component{name: "debug", run: func(ctx context.Context) error { return serveDebug(ctx, p.cfg) }})
+	}
 	ran = true
 	return p.run(ctx)
+}
+
+// serveDebug serves net/http/pprof on cfg.DebugAddr until ctx ends. It is
+// not critical: a profile listener that cannot start is logged, and the
+// process serves on.
+func serveDebug(ctx context.Context, cfg Config) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", cfg.DebugAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.DebugAddr, err)
+	}
+	// No write timeout: a CPU profile or trace streams for its duration.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	cfg.Logger.Info("serving profiles", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("debug http: %w", err)
+	case <-ctx.Done():
+	}
+	return srv.Close()
 }
 
 // run starts every component in order, waits until ctx ends or a critical

@@ -40,6 +40,10 @@ type Config struct {
 	// Addr is the HTTP listen address. Empty means 127.0.0.1:8080; port 0
 	// picks a free port (see Ready).
 	Addr string
+	// DebugAddr, when set, serves Go's profiles (net/http/pprof under
+	// /debug/pprof/) on a listener of their own, unauthenticated: bind it
+	// to loopback or a private network. Empty (the default): no listener.
+	DebugAddr string
 	// DataDir holds the embedded PostgreSQL cluster, the embedded broker and
 	// admin.key. Empty means ".bulwark".
 	DataDir string

@@ -58,6 +58,11 @@ type Config struct {
 	Serve []string
 	// ServeEnv is added to the server's environment.
 	ServeEnv []string
+	// ServerProfile, when set, is a file to write a CPU profile of the
+	// server to, taken over the read phase under ingest, and FILE.ingest
+	// one over the engine's ingest (the server runs with --debug-addr on a
+	// free loopback port).
+	ServerProfile string
 	// ServerLog receives the server's stderr; nil discards it.
 	ServerLog io.Writer
 	// Entities is the number of distinct entities (cards) the events draw
@@ -160,8 +165,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("featurebench: read rate %g must be in (0, 1e5], probe rate %g in (0, 1000]", c.ReadRate, c.ProbeRate)
 	case c.ReadIngest != ReadIngestTopic && c.ReadIngest != ReadIngestHTTP:
 		return fmt.Errorf("featurebench: read ingest %q: want %s or %s", c.ReadIngest, ReadIngestTopic, ReadIngestHTTP)
-	case c.Parallelism < 0 || c.Parallelism > 256:
-		return fmt.Errorf("featurebench: parallelism %d outside [0, 256]", c.Parallelism)
+	case c.Parallelism < 0 || c.Parallelism > 16:
+		return fmt.Errorf("featurebench: parallelism %d outside [0, 16]", c.Parallelism)
 	case c.NaiveDuration < 100*time.Millisecond || c.NaiveClients < 1 || c.NaiveClients > 256:
 		return fmt.Errorf("featurebench: naive duration %v (>= 100 ms) or clients %d (1..256)", c.NaiveDuration, c.NaiveClients)
 	}

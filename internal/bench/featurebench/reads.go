@@ -144,6 +144,28 @@ func (p payment) wire(t time.Time) wireEvent {
 		Fields: map[string]any{entityField: p.cardID(), "amount": p.amount, "device": p.deviceID()}}
 }
 
+// ingestSender returns how the read phase sends a batch of events:
+// produced to the events topic (cfg.ReadIngest topic, when ingest runs)
+// or through POST /v1/events.
+func ingestSender(cfg *Config, c *child, brokers []string, ingest bool) (send func(context.Context, []payment) error, closeFn func(), err error) {
+	if ingest && cfg.ReadIngest == ReadIngestTopic {
+		pr, err := newPacedProducer(brokers)
+		if err != nil {
+			return nil, nil, err
+		}
+		return pr.send, pr.Close, nil
+	}
+	return func(ctx context.Context, ps []payment) error {
+		evs := make([]wireEvent, len(ps))
+		now := time.Now()
+		for i, p := range ps {
+			evs[i] = p.wire(now)
+		}
+		st, body, err := c.do(ctx, http.MethodPost, "/v1/events", c.key, map[string]any{"events": evs})
+		return wantStatus(st, body, err, http.StatusAccepted)
+	}, func() {}, nil
+}
+
 // runReads runs, for d and at once: events at ingestRate (produced to
 // the events topic, or through POST /v1/events: cfg.ReadIngest), GET reads
 // and evaluate calls at cfg.ReadRate each, and freshness probes at
@@ -152,32 +174,17 @@ func (p payment) wire(t time.Time) wireEvent {
 func runReads(ctx context.Context, cfg *Config, c *child, brokers []string, ingestRate float64, d time.Duration) (*readPhase, error) {
 	ph := &readPhase{ingestRate: ingestRate}
 	var wg sync.WaitGroup
-	run := func(f func()) {
-		wg.Add(1)
-		go func() { defer wg.Done(); f() }()
-	}
+	run := func(f func()) { wg.Go(f) }
 	// Paced ingest: batches of up to maxIngestBatch events, about ten
 	// batches per second at least.
 	batch := max(1, min(maxIngestBatch, int(ingestRate/10)))
 	ingestGen := newGenerator(cfg, 3, "r")
 	var genMu sync.Mutex
-	send := func(ctx context.Context, ps []payment) error {
-		evs := make([]wireEvent, len(ps))
-		now := time.Now()
-		for i, p := range ps {
-			evs[i] = p.wire(now)
-		}
-		st, body, err := c.do(ctx, http.MethodPost, "/v1/events", c.key, map[string]any{"events": evs})
-		return wantStatus(st, body, err, http.StatusAccepted)
+	send, closeSend, err := ingestSender(cfg, c, brokers, ingestRate > 0)
+	if err != nil {
+		return nil, err
 	}
-	if ingestRate > 0 && cfg.ReadIngest == ReadIngestTopic {
-		pr, err := newPacedProducer(brokers)
-		if err != nil {
-			return nil, err
-		}
-		defer pr.Close()
-		send = pr.send
-	}
+	defer closeSend()
 	run(func() {
 		if ingestRate <= 0 {
 			return

@@ -137,7 +137,16 @@ func phases(ctx context.Context, cfg *Config, c *child, brokers []string) (*Repo
 	}
 	half := in.eng.perSec() / 2
 	cfg.Log.Info("bench features: reads", "ingest_per_sec", half, "for", cfg.Duration)
+	profErr := make(chan error, 1)
+	if cfg.ServerProfile != "" {
+		go func() { profErr <- c.profile(ctx, max(cfg.Duration-2*time.Second, time.Second), cfg.ServerProfile) }()
+	} else {
+		profErr <- nil
+	}
 	ph, err := runReads(ctx, cfg, c, brokers, half, cfg.Duration)
+	if perr := <-profErr; perr != nil {
+		rep.Notes = append(rep.Notes, "server profile: "+perr.Error())
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +232,19 @@ func ingest(ctx context.Context, cfg *Config, c *child, pool *pgxpool.Pool, brok
 	sctx, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
 	go func() { defer close(sampled); sampler.run(sctx, pool) }()
+	profErr := make(chan error, 1)
+	if cfg.ServerProfile != "" {
+		// The ingest's length is not known in advance: profile its first
+		// part (at ~10,000 events/s, most of it).
+		d := time.Duration(float64(cfg.Events)/10_000*float64(time.Second)) * 3 / 4
+		go func() { profErr <- c.profile(ctx, max(d, time.Second), cfg.ServerProfile+".ingest") }()
+	} else {
+		profErr <- nil
+	}
 	in.eng, err = engineIngest(ctx, pool, brokers, in.backlog)
+	if perr := <-profErr; perr != nil {
+		rep.Notes = append(rep.Notes, "server ingest profile: "+perr.Error())
+	}
 	stopSampling()
 	<-sampled
 	if err != nil {

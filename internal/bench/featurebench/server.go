@@ -48,6 +48,7 @@ type child struct {
 	key      string // the bench tenant's key
 	hc       *http.Client
 	exited   chan error
+	debug    string // http://127.0.0.1:port of the profiles, when Config.ServerProfile is set
 }
 
 // startChild runs `bulwark serve --roles api,features` on the database and
@@ -64,6 +65,14 @@ func startChild(ctx context.Context, cfg *Config, brokers []string) (*child, err
 	args := append([]string(nil), cfg.Serve[1:]...)
 	args = append(args, "--addr", addr, "--postgres", cfg.PostgresURL, "--kafka", strings.Join(brokers, ","),
 		"--roles", "api,features", "--data-dir", filepath.Join(cfg.Dir, "serve"), "--log-level", "warn")
+	if cfg.ServerProfile != "" {
+		daddr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		c.debug = "http://" + daddr
+		args = append(args, "--debug-addr", daddr)
+	}
 	c.cmd = exec.Command(cfg.Serve[0], args...)
 	c.cmd.Env = append(append(os.Environ(), cfg.ServeEnv...), "BULWARK_ADMIN_KEY="+c.adminKey)
 	c.cmd.Stdout, c.cmd.Stderr = cfg.ServerLog, cfg.ServerLog
@@ -107,6 +116,34 @@ func startChild(ctx context.Context, cfg *Config, brokers []string) (*child, err
 			return nil, errors.Join(fmt.Errorf("server not ready after %v", readyTimeout), c.stop())
 		}
 	}
+}
+
+// profile writes a CPU profile of the server over d to path.
+func (c *child) profile(ctx context.Context, d time.Duration, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.debug, max(1, int(d.Seconds()))), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("server profile: HTTP %d", resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // stop sends SIGTERM and waits for the exit, SIGKILL after stopTimeout.

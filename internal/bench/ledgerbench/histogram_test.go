@@ -58,3 +58,24 @@ func ramp(n int, step time.Duration) []time.Duration {
 	}
 	return out
 }
+
+// TestClosedLoopBound: the bound of the client mode is callers over the
+// time of one commit of that many transfers, the commit time fitted
+// through the two measured points; without two distinct points there is
+// none.
+func TestClosedLoopBound(t *testing.T) {
+	c := &Result{Clients: 32, BatchTransactionsAvg: 20, BatchMsAvg: 2}
+	b := &Result{BatchTransactionsAvg: 1020, BatchMsAvg: 102}
+	// 0.1 ms per transfer, nothing fixed: 32 transfers take 3.2 ms.
+	got, ok := closedLoopBound(c, b)
+	if want := 32 / 0.0032; !ok || math.Abs(got-want) > 1e-6*want {
+		t.Fatalf("bound %v %v, want %v", got, ok, want)
+	}
+	c.BatchMsAvg, b.BatchMsAvg = 3, 103 // 0.1 ms per transfer and 1 ms fixed: 4.2 ms
+	if got, _ := closedLoopBound(c, b); math.Abs(got-32/0.0042) > 1e-3 {
+		t.Fatalf("bound with a fixed cost %v, want %v", got, 32/0.0042)
+	}
+	if _, ok := closedLoopBound(c, &Result{BatchTransactionsAvg: 20, BatchMsAvg: 5}); ok {
+		t.Fatal("a bound from one point")
+	}
+}

@@ -159,11 +159,37 @@ func (r *Report) targets() string {
 		if p.TransfersPerSec > 0 {
 			share = c.TransfersPerSec / p.TransfersPerSec
 		}
-		fmt.Fprintf(&b, " client single >= %.0f%% of pipeline batch100: %.0f%% %s;", 100*targetClientShare, 100*share,
+		fmt.Fprintf(&b, " client single >= %.0f%% of pipeline batch100: %.0f%% %s", 100*targetClientShare, 100*share,
 			pass(p.TransfersPerSec > 0 && share >= targetClientShare))
+		if bound, ok := closedLoopBound(c, p); ok && p.TransfersPerSec > 0 {
+			fmt.Fprintf(&b, " (bound of %d closed-loop callers with commit times as measured: %.0f/s, %.0f%%)",
+				c.Clients, bound, 100*bound/p.TransfersPerSec)
+		}
+		b.WriteString(";")
 	}
 	b.WriteString(" hot vs uniform within 2x: compare runs of both workloads")
 	return b.String()
+}
+
+// closedLoopBound bounds the client mode's rate: its callers wait for
+// their own transfer, so at most c.Clients transfers are in flight, and a
+// round of them takes at least one commit of that many transfers (Little's
+// law: rate <= in flight / round time). A commit's time is fitted as
+// fixed + per-transfer cost from the two measured points, the client
+// row's commits (small) and the batch row's (large); HTTP, queueing and
+// the client's linger only add to the round.
+func closedLoopBound(c, batch *Result) (float64, bool) {
+	x1, y1, x2, y2 := c.BatchTransactionsAvg, c.BatchMsAvg, batch.BatchTransactionsAvg, batch.BatchMsAvg
+	if x1 <= 0 || x2 <= x1 || y1 <= 0 || y2 <= 0 || c.Clients <= 0 {
+		return 0, false
+	}
+	per := (y2 - y1) / (x2 - x1)
+	fixed := max(y1-per*x1, 0)
+	round := fixed + per*float64(c.Clients)
+	if round <= 0 {
+		return 0, false
+	}
+	return float64(c.Clients) / (round / 1000), true
 }
 
 func (r *Report) requests() []string {
