@@ -53,7 +53,10 @@ type Config struct {
 	SessionTimeout time.Duration
 	// TileCacheBytes bounds the live path's tile cache (see tileCache):
 	// the bundles it wrote last, so that the next batch updates them
-	// without reading them first. Zero means 64 MiB; negative, no cache.
+	// without reading them first. Zero means 64 MiB (about 20,000
+	// entities' current minute, hour and day rows of 20 features; the
+	// rows of other entities are read, as without a cache); negative, no
+	// cache.
 	TileCacheBytes int
 	// BatchRecords bounds the records one poll hands to the workers;
 	// default 5000 (at ~200 B a record, ~1 MiB in memory).

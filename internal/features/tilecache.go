@@ -30,11 +30,16 @@ import (
 type tileCache struct {
 	mu    sync.Mutex
 	m     map[tileKey]cachedTile // guarded by mu
-	bytes int                    // guarded by mu: sum of len(raw)
+	bytes int                    // guarded by mu: sum of cap(raw) and overheads
 	limit int
 	born  time.Time // guarded by mu: when m was last cleared
 	now   func() time.Time
+	// newest is the latest bucket written per level, for evictOld.
+	newest [numLevels]int64 // guarded by mu
 }
+
+// numLevels is the tile levels (1 s, 1 min, 1 h, 1 d: tile.Buckets).
+const numLevels = 4
 
 type cachedTile struct {
 	raw  []byte // the bundle as written (encodeBundle)
@@ -65,8 +70,10 @@ func (c *tileCache) get(k tileKey) (cachedTile, bool) {
 }
 
 // putAll records what a committed transaction wrote. Past the byte limit
-// the cache starts over (the live path then reads rows again until the
-// hot ones are back): bounded memory, no eviction bookkeeping.
+// it first drops the rows of past seconds and minutes (written again only
+// by late events), then, if that is not enough, starts over (the live
+// path then reads rows again until the hot ones are back): bounded
+// memory, no per-entry bookkeeping.
 func (c *tileCache) putAll(written map[tileKey]cachedTile) {
 	if c == nil || c.limit <= 0 {
 		return
@@ -76,13 +83,31 @@ func (c *tileCache) putAll(written map[tileKey]cachedTile) {
 	c.expire()
 	for k, t := range written {
 		if old, ok := c.m[k]; ok {
-			c.bytes -= len(old.raw) + tileCacheOverhead
+			c.bytes -= cap(old.raw) + tileCacheOverhead
 		}
 		c.m[k] = t
-		c.bytes += len(t.raw) + tileCacheOverhead
+		c.bytes += cap(t.raw) + tileCacheOverhead
+		if k.Level >= 0 && int(k.Level) < numLevels {
+			c.newest[k.Level] = max(c.newest[k.Level], k.Bucket)
+		}
 	}
 	if c.bytes > c.limit {
+		c.evictOld()
+	}
+	if c.bytes > c.limit*9/10 {
 		c.clearLocked()
+	}
+}
+
+// evictOld drops the rows of the 1-second and 1-minute levels older than
+// the newest bucket of their level: with events near real time, the bulk
+// of a full cache, and rows the live path is done with.
+func (c *tileCache) evictOld() {
+	for k, t := range c.m {
+		if k.Level < 2 && k.Bucket < c.newest[k.Level] {
+			c.bytes -= cap(t.raw) + tileCacheOverhead
+			delete(c.m, k)
+		}
 	}
 }
 
@@ -95,7 +120,7 @@ func (c *tileCache) forget(keys []tileKey) {
 	defer c.mu.Unlock()
 	for _, k := range keys {
 		if old, ok := c.m[k]; ok {
-			c.bytes -= len(old.raw) + tileCacheOverhead
+			c.bytes -= cap(old.raw) + tileCacheOverhead
 			delete(c.m, k)
 		}
 	}
@@ -123,6 +148,7 @@ func (c *tileCache) clearLocked() {
 	c.m = make(map[tileKey]cachedTile)
 	c.bytes = 0
 	c.born = c.now()
+	c.newest = [numLevels]int64{}
 }
 
 // len is the number of entries (tests).

@@ -39,6 +39,20 @@ func TestTileCacheBounds(t *testing.T) {
 	if c.len() != 0 || c.bytes != 0 {
 		t.Fatalf("over the byte limit: %d entries, %d bytes; want a fresh cache", c.len(), c.bytes)
 	}
+	// Over the limit, rows of past seconds and minutes go first.
+	c = newTileCache(4 * (100 + tileCacheOverhead))
+	c.now = func() time.Time { return now }
+	c.born = now
+	sec := func(e string, b int64) tileKey { return tileKey{"acme", "card", e, 0, b} }
+	hour := tileKey{"acme", "card", "c1", 2, 3600}
+	c.putAll(map[tileKey]cachedTile{sec("a", 10): {raw, 1}, sec("b", 10): {raw, 1}, hour: {raw, 1}})
+	c.putAll(map[tileKey]cachedTile{sec("a", 11): {raw, 1}, sec("b", 11): {raw, 1}}) // 5 > 4
+	if _, ok := c.get(sec("a", 10)); ok || c.len() != 3 {
+		t.Fatalf("after eviction: %d entries, a@10 kept: %v; want the second 10 rows gone", c.len(), ok)
+	}
+	if _, ok := c.get(hour); !ok {
+		t.Fatal("the hour row was evicted with the past seconds")
+	}
 	c.putAll(map[tileKey]cachedTile{k(1): {raw, 1}})
 	now = now.Add(maxCachedTileAge + time.Second)
 	if _, ok := c.get(k(1)); ok {
