@@ -326,6 +326,12 @@ func (c *Cluster) writeConf(port int) error {
 		"logging_collector":         "off",
 		"log_min_messages":          "warning",
 		"max_locks_per_transaction": "256",
+		// Write-heavy defaults: checkpoints by time rather than by WAL
+		// volume (each one makes the next write of every page a full-page
+		// image), and those images compressed.
+		"max_wal_size":       "'4GB'",
+		"checkpoint_timeout": "'15min'",
+		"wal_compression":    "lz4",
 	}
 	if c.cfg.Fast {
 		set["fsync"] = "off"
