@@ -69,7 +69,7 @@ directory and removes it afterwards.`,
 	f.IntVar(&cfg.NaiveClients, "naive-clients", featurebench.DefaultNaiveClients, "concurrent writers of the naive baseline")
 	f.StringVar(&cfg.ServerProfile, "server-cpuprofile", "", "write CPU profiles of the server: over the read phase under ingest to FILE, over the engine's ingest to FILE.ingest")
 	f.StringVar(&cfg.ReadIngest, "read-ingest", featurebench.ReadIngestTopic, "how the read phase's events arrive: topic (produced to the events topic, as the ingest maximum is measured) or http (POST /v1/events)")
-	f.IntVar(&cfg.Parallelism, "parallelism", 0, "set features.consumer_parallelism (global) before the run; 0 = the server's setting (default 2)")
+	f.IntVar(&cfg.Parallelism, "parallelism", 0, "set features.consumer_parallelism (global) before the run; 0 = the server's setting (default 1)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the workload")
 	f.StringVar(&postgres, "postgres", os.Getenv("BULWARK_POSTGRES_URL"), "superuser URL of an existing server (env BULWARK_POSTGRES_URL); empty = a private temporary cluster")
 	f.StringVar(&jsonPath, "json", "", "write results as JSON to this file")

@@ -310,6 +310,17 @@ func (r *Report) rows(cfg *Config, in *ingestResult, ph *readPhase, pz pauseResu
 		r.add("engine_batch_ms_avg", "engine", (m1.batchSecs-m0.batchSecs)/b*1000, "ms")
 		r.add("engine_transactions_in_flight_avg", "engine", (m1.batchSecs-m0.batchSecs)/eng.d.Seconds(), "transactions")
 	}
+	var tiles float64
+	for i := range tileWritePaths {
+		tiles += m1.tileWrites[i] - m0.tileWrites[i]
+	}
+	if tiles > 0 {
+		// How the live path wrote its tile rows: from the tile cache without
+		// a read, inserted, a stale cache entry redone, or read and locked.
+		for i, p := range tileWritePaths {
+			r.add("engine_tile_rows_share", p, (m1.tileWrites[i]-m0.tileWrites[i])/tiles, "ratio")
+		}
+	}
 	r.add("db_rows_written_per_event", "engine", float64(in.tileRows)/float64(eng.n), "rows")
 	r.add("db_rows_written_per_event", "naive", float64(in.naiveRows)/float64(nv.n), "rows")
 	r.readRows("http", ph)

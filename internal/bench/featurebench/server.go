@@ -246,9 +246,14 @@ func (c *child) settings(ctx context.Context, set map[string]string) error {
 // serverStats are figures of the server's /metrics.
 type serverStats struct {
 	rss, heap, cpu float64 // process_resident_memory_bytes, go_memstats_heap_inuse_bytes, process_cpu_seconds_total
-	// The live path's partition transactions: count, seconds, records.
+	// The live path's transactions: count, seconds, records.
 	batches, batchSecs, batchRecords float64
+	// Tile rows the live path wrote, by path (tileWritePaths).
+	tileWrites [len(tileWritePaths)]float64
 }
+
+// tileWritePaths are the path labels of bulwark_features_tile_writes_total.
+var tileWritePaths = [...]string{"cached", "inserted", "stale", "locked"}
 
 // scrape reads the server's RSS, Go heap, CPU and batch figures from /metrics.
 func (c *child) scrape(ctx context.Context) (serverStats, error) {
@@ -263,6 +268,9 @@ func (c *child) scrape(ctx context.Context) (serverStats, error) {
 	fields := map[string]*float64{"process_resident_memory_bytes": &m.rss, "go_memstats_heap_inuse_bytes": &m.heap,
 		"process_cpu_seconds_total": &m.cpu, "bulwark_features_commit_seconds_count": &m.batches,
 		"bulwark_features_commit_seconds_sum": &m.batchSecs, "bulwark_features_batch_records_sum": &m.batchRecords}
+	for i, p := range tileWritePaths {
+		fields[`bulwark_features_tile_writes_total{path="`+p+`"}`] = &m.tileWrites[i]
+	}
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
