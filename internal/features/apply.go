@@ -65,6 +65,15 @@ type batch struct {
 	tiles    map[tileKey]map[fv]*tileAcc
 	entities map[entityRef]struct{}
 	events   int
+	// memo holds the tile rows of the last (event, entity) added: an
+	// event feeds every feature of its entity field, and they share rows,
+	// so the next features of the event skip the map lookups (hashing
+	// three strings each; a fifth of the live path's CPU before).
+	memo struct {
+		ev   *spec.Event
+		ref  entityRef
+		rows [tile.Levels]map[fv]*tileAcc
+	}
 }
 
 func newBatch() *batch {
@@ -111,23 +120,31 @@ func (b *batch) track(v *version, ev *spec.Event) {
 	}
 }
 
-// add aggregates ev into feature v.
+// add aggregates ev into feature v. ev must keep its address while b
+// lives and no other event may take it (the memo of rows goes by it).
 func (b *batch) add(v *version, ev *spec.Event) {
 	entity, val, ok := contribution(v, ev)
 	if !ok {
 		return
 	}
 	b.events++
-	b.entities[entityRef{v.Tenant, v.Def.Entity, entity}] = struct{}{}
+	ref := entityRef{v.Tenant, v.Def.Entity, entity}
+	if b.memo.ev != ev || b.memo.ref != ref {
+		b.entities[ref] = struct{}{}
+		b.memo.ev, b.memo.ref, b.memo.rows = ev, ref, [tile.Levels]map[fv]*tileAcc{}
+	}
 	us := ev.Time.UnixMicro()
 	f := fv{v.Name, v.Version}
 	all := tile.Buckets(ev.Time)
 	for _, bk := range all[v.minLevel:] {
-		k := tileKey{v.Tenant, v.Def.Entity, entity, int16(bk.Level), bk.Start}
-		row := b.tiles[k]
+		row := b.memo.rows[bk.Level]
 		if row == nil {
-			row = make(map[fv]*tileAcc, 1)
-			b.tiles[k] = row
+			k := tileKey{v.Tenant, v.Def.Entity, entity, int16(bk.Level), bk.Start}
+			if row = b.tiles[k]; row == nil {
+				row = make(map[fv]*tileAcc, 1)
+				b.tiles[k] = row
+			}
+			b.memo.rows[bk.Level] = row
 		}
 		a := row[f]
 		if a == nil {

@@ -3,6 +3,8 @@ package features
 import (
 	"sync"
 	"time"
+
+	"github.com/bulwark-ledger/bulwark/internal/features/tile"
 )
 
 // tileCache remembers, for the tile rows this process's live path wrote
@@ -39,7 +41,7 @@ type tileCache struct {
 }
 
 // numLevels is the tile levels (1 s, 1 min, 1 h, 1 d: tile.Buckets).
-const numLevels = 4
+const numLevels = tile.Levels
 
 type cachedTile struct {
 	raw  []byte // the bundle as written (encodeBundle)

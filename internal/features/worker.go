@@ -635,9 +635,10 @@ func (w *worker) applyOnce(ctx context.Context, parts []partApply) error {
 		return err
 	}
 	b := newBatch()
-	for _, x := range fresh {
+	for i := range fresh {
+		x := &fresh[i] // one address per event: batch.add memoizes by it
 		for _, v := range versions[x.tenant] {
-			if applies(v, &x) {
+			if applies(v, x) {
 				b.add(v, &x.ev)
 			}
 		}
