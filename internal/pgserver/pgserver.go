@@ -331,7 +331,7 @@ func (c *Cluster) writeConf(port int) error {
 		// image), and those images compressed.
 		"max_wal_size":       "'4GB'",
 		"checkpoint_timeout": "'15min'",
-		"wal_compression":    "lz4",
+		"wal_compression":    walCompression(c.cfg.Dir),
 	}
 	if c.cfg.Fast {
 		set["fsync"] = "off"
@@ -481,6 +481,16 @@ func FindBinDir() (string, error) {
 		return filepath.Dir(p), nil
 	}
 	return "", errors.New("pgserver: PostgreSQL server binaries not found (install postgresql, or set BULWARK_PG_BINDIR, or pass --postgres URL)")
+}
+
+// walCompression is lz4 on PostgreSQL 15 and later (the first with it),
+// else on (pglz), read from the cluster's PG_VERSION.
+func walCompression(dataDir string) string {
+	b, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION"))
+	if v, _ := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v >= 15 {
+		return "lz4"
+	}
+	return "on"
 }
 
 func versionOf(p string) int {
