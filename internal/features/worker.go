@@ -57,6 +57,9 @@ type worker struct {
 	pos map[tp]int64 // guarded by mu
 	// known are tenants whose feature_tenants row exists.
 	known map[string]struct{} // guarded by mu
+	// writeMu is the write turn: held by the transaction writing tiles
+	// (see writeTurn).
+	writeMu sync.Mutex
 }
 
 // RunWorker runs the live consumer until ctx ends. Errors (a broker or
@@ -155,14 +158,9 @@ const (
 // (more when one partition's waiting records are more), and applies them
 // in one transaction: partitions' positions advance together with the
 // tiles and event-log rows of their records. features.consumer_parallelism
-// bounds the transactions in flight (default 1: the process is the only
-// writer of the rows its partitions touch, so its tile cache is never
-// stale and no transaction waits for another on the hot entities' rows,
-// which every partition touches since the events topic is keyed by event
-// id; 2 overlaps one transaction's PostgreSQL time with the next one's
-// decoding and merging, for ~10% more under a backlog and a worse
-// freshness; more mostly adds waits). Polling does not wait for the
-// transaction in flight. A
+// bounds the transactions in flight (default 1; with 2, one prepares
+// while the other writes its tiles, and tile writes take turns: see
+// writeTurn). Polling does not wait for the transaction in flight. A
 // batch that fails cancels the session: later batches are skipped (their
 // transactions roll back), and the next session reloads positions from
 // PostgreSQL.
@@ -644,20 +642,10 @@ func (w *worker) applyOnce(ctx context.Context, parts []partApply) error {
 		}
 	}
 	refused := b.dropRefused(refusedSet)
-	var st tileWrites
-	written, err := b.write(ctx, tx, w.e.tiles, &st)
+	st, written, err := w.writeTurn(ctx, tx, b, parts)
 	if err != nil {
 		return err
 	}
-	for _, pa := range parts {
-		if err := w.advance(ctx, tx, pa.k, pa.expected, pa.next); err != nil {
-			return err
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return err
-	}
-	w.e.tiles.putAll(written)
 	w.e.m.tileWrites.WithLabelValues("cached").Add(float64(st.hits))
 	w.e.m.tileWrites.WithLabelValues("stale").Add(float64(st.stale))
 	w.e.m.tileWrites.WithLabelValues("inserted").Add(float64(st.inserted))
@@ -673,6 +661,38 @@ func (w *worker) applyOnce(ctx context.Context, parts []partApply) error {
 	}
 	w.e.m.deduped.Add(float64(len(in) - len(fresh)))
 	return nil
+}
+
+// writeTurn writes b's tiles, advances the partitions' positions and
+// commits, holding the process's write turn (worker.writeMu) from the
+// first tile write until the tile cache holds what the commit wrote.
+// Transactions in flight (features.consumer_parallelism > 1) thus decode,
+// track entities, log events and aggregate at the same time, but write
+// tiles one after the other: every partition touches the hottest
+// entities' rows (the events topic is keyed by event id), so two tile
+// writes at once would queue on those rows in PostgreSQL and each would
+// find the other's cache entries stale. No deadlock: a transaction waiting
+// for the turn holds no tile row, and the one holding it waits for no lock
+// of another transaction of this process (its event rows and entities are
+// written already; positions are of partitions no other transaction has).
+func (w *worker) writeTurn(ctx context.Context, tx pgx.Tx, b *batch, parts []partApply) (tileWrites, map[tileKey]cachedTile, error) {
+	var st tileWrites
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	written, err := b.write(ctx, tx, w.e.tiles, &st)
+	if err != nil {
+		return st, nil, err
+	}
+	for _, pa := range parts {
+		if err := w.advance(ctx, tx, pa.k, pa.expected, pa.next); err != nil {
+			return st, nil, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return st, nil, err
+	}
+	w.e.tiles.putAll(written)
+	return st, written, nil
 }
 
 // applies reports whether x feeds version v.
