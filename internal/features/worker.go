@@ -294,6 +294,7 @@ func (p *pipe) take() (batch []partBatch, ok bool) {
 				pb.recs = append(pb.recs, fs[0].Records...)
 				n += len(fs[0].Records)
 				pb.fetches++
+				fs[0] = kgo.FetchTopicPartition{} // the backing array outlives it: let its records go
 				fs = fs[1:]
 			}
 			if pb.fetches == 0 {
