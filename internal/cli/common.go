@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,6 +139,13 @@ func (f *apiFlags) call(ctx context.Context, method, path string, in, out any) e
 		return json.Unmarshal(data, out)
 	}
 	return nil
+}
+
+// envInt is the integer value of env key, 0 when unset or not an integer
+// (the flag's own validation then applies to what the user passed).
+func envInt(key string) int {
+	n, _ := strconv.Atoi(os.Getenv(key))
+	return n
 }
 
 func envOr(key, def string) string {

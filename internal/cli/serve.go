@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -18,6 +19,7 @@ import (
 func newServeCmd() *cobra.Command {
 	var cfg server.Config
 	var roles, logLevel, kafka string
+	var tileCacheMB int
 	var tcfg tracing.Config
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -33,6 +35,14 @@ The admin key is read from --admin-key, BULWARK_ADMIN_KEY, or <data-dir>/admin.k
 				cfg.Roles = strings.Split(roles, ",")
 			}
 			cfg.KafkaBrokers = broker.Seeds(kafka)
+			switch {
+			case tileCacheMB > 1<<20:
+				return fmt.Errorf("--features-tile-cache-mb %d: at most %d", tileCacheMB, 1<<20)
+			case tileCacheMB > 0:
+				cfg.Features.TileCacheBytes = tileCacheMB << 20
+			case tileCacheMB < 0:
+				cfg.Features.TileCacheBytes = -1
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return err
@@ -83,6 +93,7 @@ The admin key is read from --admin-key, BULWARK_ADMIN_KEY, or <data-dir>/admin.k
 	f.StringVar(&cfg.Exports.Dir, "export-dir", os.Getenv("BULWARK_EXPORT_DIR"), "directory of export files, shared by the api and exports roles (env BULWARK_EXPORT_DIR); empty = <data-dir>/exports")
 	f.IntVar(&cfg.Exports.NormalWorkers, "export-workers", 0, "workers of the normal export queue (0 = 2)")
 	f.IntVar(&cfg.Exports.HugeWorkers, "export-huge-workers", 0, "workers of the huge export queue (0 = 2)")
+	f.IntVar(&tileCacheMB, "features-tile-cache-mb", envInt("BULWARK_FEATURES_TILE_CACHE_MB"), "MiB of the features live path's tile cache (env BULWARK_FEATURES_TILE_CACHE_MB; 0 = 64, negative = none)")
 	return cmd
 }
 
