@@ -189,7 +189,7 @@ func (b *batch) writeTiles(ctx context.Context, tx pgx.Tx) error {
 
 // tileWrites counts how the rows of a cached write went (see write).
 type tileWrites struct {
-	hits, stale, misses, inserted int
+	hits, stale, inserted int
 }
 
 // write is writeTiles with a tileCache (nil: none). It returns what it
@@ -335,7 +335,6 @@ func (b *batch) writeOptimistic(ctx context.Context, tx pgx.Tx, cache *tileCache
 		if err != nil {
 			return nil, err
 		}
-		stats.misses += len(miss.tenant)
 		stats.inserted += len(inserted)
 		for i := range miss.tenant {
 			k := miss.key(i)
@@ -417,16 +416,12 @@ func insertTiles(ctx context.Context, tx pgx.Tx, ins *tileArrays) (map[tileKey]u
 	}
 	var raced []tileKey
 	for i := range ins.tenant {
-		if k := ins.key(i); !hasKey(inserted, k) {
+		k := ins.key(i)
+		if _, ok := inserted[k]; !ok {
 			raced = append(raced, k)
 		}
 	}
 	return inserted, raced, nil
-}
-
-func hasKey(m map[tileKey]uint32, k tileKey) bool {
-	_, ok := m[k]
-	return ok
 }
 
 // lockAndMerge locks the rows of keys that exist (FOR UPDATE, in key

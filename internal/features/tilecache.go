@@ -113,21 +113,6 @@ func (c *tileCache) evictOld() {
 	}
 }
 
-// forget drops keys (a transaction that failed after writing them).
-func (c *tileCache) forget(keys []tileKey) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, k := range keys {
-		if old, ok := c.m[k]; ok {
-			c.bytes -= cap(old.raw) + tileCacheOverhead
-			delete(c.m, k)
-		}
-	}
-}
-
 // clear empties the cache (a new consumer session: its partitions may
 // have been written by others meanwhile; the xmin check would catch it,
 // this only saves the redos).

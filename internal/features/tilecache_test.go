@@ -14,8 +14,8 @@ import (
 )
 
 // TestTileCacheBounds: the cache holds what committed transactions wrote,
-// starts over past its byte limit and after maxCachedTileAge (xmin wraps),
-// and forgets keys on demand.
+// and starts over past its byte limit and after maxCachedTileAge (xmin
+// wraps).
 func TestTileCacheBounds(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	c := newTileCache(3 * (100 + tileCacheOverhead))
@@ -31,11 +31,7 @@ func TestTileCacheBounds(t *testing.T) {
 	if c.len() != 2 || c.bytes != 2*(100+tileCacheOverhead) {
 		t.Fatalf("after replace: %d entries, %d bytes", c.len(), c.bytes)
 	}
-	c.forget([]tileKey{k(2), k(3)})
-	if _, ok := c.get(k(2)); ok || c.len() != 1 {
-		t.Fatalf("k2 not forgotten: %d entries", c.len())
-	}
-	c.putAll(map[tileKey]cachedTile{k(2): {raw, 1}, k(3): {raw, 1}, k(4): {raw, 1}}) // 4 entries > limit of 3
+	c.putAll(map[tileKey]cachedTile{k(3): {raw, 1}, k(4): {raw, 1}}) // 4 entries > limit of 3
 	if c.len() != 0 || c.bytes != 0 {
 		t.Fatalf("over the byte limit: %d entries, %d bytes; want a fresh cache", c.len(), c.bytes)
 	}
