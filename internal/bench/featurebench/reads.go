@@ -21,7 +21,7 @@ const (
 	maxSamples = 600_000
 	// probePoll is how often a freshness probe reads its entity: the
 	// resolution of the freshness figure.
-	probePoll = 10 * time.Millisecond
+	probePoll = 25 * time.Millisecond
 	// probeTimeout: a probe not visible by then counts as this long.
 	probeTimeout = 30 * time.Second
 	// maxIngestBatch is the events of one paced POST /v1/events.
@@ -120,6 +120,10 @@ type readPhase struct {
 	ingestRate                         float64 // events/s offered
 	accepted                           atomic.Int64
 	maxRSS                             float64
+	// first and last scrape of the server in the phase: how the live
+	// path batched while reads ran (scraped by runReads' sampler only).
+	first, last serverStats
+	scrapes     int
 }
 
 // wantStatus turns an unexpected answer into an error.
@@ -248,6 +252,11 @@ func runReads(ctx context.Context, cfg *Config, c *child, brokers []string, inge
 		for {
 			if m, err := c.scrape(ctx); err == nil {
 				ph.maxRSS = max(ph.maxRSS, m.rss)
+				if ph.scrapes == 0 {
+					ph.first = m
+				}
+				ph.last = m
+				ph.scrapes++
 			}
 			select {
 			case <-ctx.Done():

@@ -326,6 +326,13 @@ func (r *Report) rows(cfg *Config, in *ingestResult, ph *readPhase, pz pauseResu
 	r.readRows("http", ph)
 	r.add("events_post_p99_ms", "http", ph.ingest.quantile(0.99), "ms")
 	r.add("read_phase_ingest_events_per_sec", "http", float64(ph.accepted.Load())/cfg.Duration.Seconds(), "events/s")
+	if b := ph.last.batches - ph.first.batches; b > 0 && ph.scrapes > 1 {
+		// The live path's transactions while reads ran: their size and
+		// time bound freshness (an event waits for the transaction in
+		// flight, then for its own).
+		r.add("engine_batch_records_avg", "engine_read_phase", (ph.last.batchRecords-ph.first.batchRecords)/b, "records")
+		r.add("engine_batch_ms_avg", "engine_read_phase", (ph.last.batchSecs-ph.first.batchSecs)/b*1000, "ms")
+	}
 	r.add("freshness_p50_ms", "engine", ph.fresh.quantile(0.50), "ms")
 	r.add("freshness_p99_ms", "engine", ph.fresh.quantile(0.99), "ms")
 	r.add("bytes_per_entity", "engine", max(m1.rss-m0.rss, 0)/float64(in.entities), "bytes")
