@@ -245,28 +245,7 @@ func runReads(ctx context.Context, cfg *Config, c *child, brokers []string, inge
 			return probe(ctx, c, i)
 		})
 	})
-	run(func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		end := time.After(d)
-		for {
-			if m, err := c.scrape(ctx); err == nil {
-				ph.maxRSS = max(ph.maxRSS, m.rss)
-				if ph.scrapes == 0 {
-					ph.first = m
-				}
-				ph.last = m
-				ph.scrapes++
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-end:
-				return
-			case <-t.C:
-			}
-		}
-	})
+	run(func() { ph.sample(ctx, c, d) })
 	wg.Wait()
 	return ph, nil
 }
@@ -323,5 +302,30 @@ func pause1(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-time.After(d):
 		return nil
+	}
+}
+
+// sample scrapes the server every second for d: the highest RSS, and the
+// first and last figures of the phase.
+func (ph *readPhase) sample(ctx context.Context, c *child, d time.Duration) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	end := time.After(d)
+	for {
+		if m, err := c.scrape(ctx); err == nil {
+			ph.maxRSS = max(ph.maxRSS, m.rss)
+			if ph.scrapes == 0 {
+				ph.first = m
+			}
+			ph.last = m
+			ph.scrapes++
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-end:
+			return
+		case <-t.C:
+		}
 	}
 }
