@@ -239,7 +239,8 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx, cache *tileCache, stats *t
 		return nil, err
 	}
 	var ins tileArrays
-	for _, k := range rest {
+	for i, k := range rest {
+		giveWay(i)
 		if _, ok := found[k]; ok {
 			continue
 		}
@@ -295,7 +296,8 @@ func (b *batch) writeOptimistic(ctx context.Context, tx pgx.Tx, cache *tileCache
 	out map[tileKey]cachedTile, stats *tileWrites) ([]tileKey, error) {
 	var hit, miss tileArrays
 	var xmins []string
-	for _, k := range keys {
+	for i, k := range keys {
+		giveWay(i)
 		if c, ok := cache.get(k); ok {
 			if old, err := decodeBundle(c.raw); err == nil {
 				raw, err := mergeBundle(old, b.tiles[k])

@@ -563,7 +563,8 @@ type incoming struct {
 
 func (w *worker) decode(topic string, recs []*kgo.Record) []incoming {
 	out := make([]incoming, 0, len(recs))
-	for _, r := range recs {
+	for i, r := range recs {
+		giveWay(i)
 		if topic == w.e.cfg.EventsTopic {
 			tenant, _, _ := strings.Cut(string(r.Key), "/")
 			ev, err := spec.DecodeEvent(r.Value)
@@ -635,6 +636,7 @@ func (w *worker) applyOnce(ctx context.Context, parts []partApply) error {
 	}
 	b := newBatch()
 	for i := range fresh {
+		giveWay(i)
 		x := &fresh[i] // one address per event: batch.add memoizes by it
 		for _, v := range versions[x.tenant] {
 			if applies(v, x) {
@@ -846,6 +848,7 @@ func (w *worker) logEvents(ctx context.Context, tx pgx.Tx, in []incoming) ([]inc
 	var times, accepted []time.Time
 	var bodies [][]byte
 	for i, x := range in {
+		giveWay(i)
 		if x.ledger {
 			fresh = append(fresh, x)
 			continue
