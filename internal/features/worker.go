@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,7 +108,8 @@ func (w *worker) topics() []string {
 
 func (w *worker) session(ctx context.Context) error {
 	cfg := &w.e.cfg
-	cl, err := kgo.NewClient(kgo.SeedBrokers(w.brokers...), kgo.ConsumerGroup(cfg.Group), kgo.ConsumeTopics(w.topics()...),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(w.brokers...), kgo.ClientID(memberClientID()),
+		kgo.ConsumerGroup(cfg.Group), kgo.ConsumeTopics(w.topics()...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMaxAge(5*time.Second),
 		kgo.SessionTimeout(cfg.SessionTimeout), kgo.HeartbeatInterval(cfg.SessionTimeout/4),
@@ -121,6 +123,17 @@ func (w *worker) session(ctx context.Context) error {
 	// xmin check would catch every such row, this saves the redos.
 	w.e.tiles.clear()
 	return w.pipeline(ctx, cl)
+}
+
+// memberClientID names this process in the consumer group (host and
+// pid), so that `kafka-consumer-groups --describe` and the chaos test's
+// diagnostics tell which process holds which partitions.
+func memberClientID() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return fmt.Sprintf("bulwark-features-%s-%d", host, os.Getpid())
 }
 
 // rebalanceTimeout is how long the group waits for its members to rejoin
@@ -171,10 +184,11 @@ func (w *worker) pipeline(ctx context.Context, cl *kgo.Client) error {
 	defer p.close()
 	lastDrain := time.Now()
 	for {
-		pctx, pcancel := context.WithTimeout(sctx, drainEvery)
+		wait := drainEvery
 		if p.pending.Load() > 0 {
-			pctx, pcancel = context.WithTimeout(sctx, pollWait)
+			wait = pollWait
 		}
+		pctx, pcancel := context.WithTimeout(sctx, wait)
 		fs := cl.PollRecords(pctx, cfg.BatchRecords)
 		pcancel()
 		if sctx.Err() != nil {
@@ -187,7 +201,7 @@ func (w *worker) pipeline(ctx context.Context, cl *kgo.Client) error {
 		}
 		fs.EachError(func(t string, part int32, err error) {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-				cfg.Logger.Debug("features worker: fetch", "topic", t, "partition", part, "err", err)
+				cfg.Logger.Warn("features worker: fetch", "topic", t, "partition", part, "err", err)
 			}
 		})
 		fs.EachPartition(p.dispatch)
@@ -482,6 +496,9 @@ func (w *worker) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 	}
 }
 
+// errUnplaced: records arrived for a partition without a loaded position.
+var errUnplaced = errors.New("features: records of partitions without a loaded position; rejoining")
+
 // errFenced: another member moved the partition's position first.
 var errFenced = errors.New("features: partition position moved by another member (rebalance); rejoining")
 
@@ -501,11 +518,13 @@ type partApply struct {
 // transaction, retrying a deadlock or serialization failure.
 func (w *worker) applyBatch(ctx context.Context, batch []partBatch) error {
 	var parts []partApply
+	var unplaced []tp
 	w.mu.Lock()
 	for _, pb := range batch {
 		expected, ok := w.pos[pb.k]
 		if !ok {
-			continue // revoked meanwhile; its next owner applies these records
+			unplaced = append(unplaced, pb.k)
+			continue
 		}
 		recs := pb.recs
 		if expected >= 0 {
@@ -520,6 +539,15 @@ func (w *worker) applyBatch(ctx context.Context, batch []partBatch) error {
 		}
 	}
 	w.mu.Unlock()
+	if len(unplaced) > 0 {
+		// Records of a partition whose stored position this session has not
+		// loaded (or dropped in a revoke or a lost session while the client
+		// still fetched it). Skipping them would stall the partition: the
+		// client's fetch position moved past them, so they would not come
+		// again in this session. The session ends instead; the next one
+		// loads every position from PostgreSQL and fetches from there.
+		return fmt.Errorf("%w: %v", errUnplaced, unplaced)
+	}
 	if len(parts) == 0 {
 		return nil
 	}

@@ -194,7 +194,10 @@ func TestFeaturesChaos(t *testing.T) {
 			break
 		}
 		if n > total || time.Now().After(deadline) {
-			t.Fatalf("%d events in the log, want %d; %s", n, total, chaosPositions(ctx, pool, prod))
+			mu.Lock()
+			pids := [2]int{workers[0].cmd.Process.Pid, workers[1].cmd.Process.Pid}
+			mu.Unlock()
+			t.Fatalf("%d events in the log, want %d; workers' pids %v; %s", n, total, pids, chaosPositions(ctx, pool, prod))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
