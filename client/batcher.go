@@ -21,16 +21,18 @@ const queueFactor = 4
 // batcher coalesces concurrent Transfer calls into batch requests.
 //
 // One goroutine (run) takes calls from the queue and gathers a batch: it
-// starts with the first call and closes the batch after linger, at
-// maxItems calls, or when a call's idempotency key is in the batch already
-// (the server refuses a batch with duplicate keys) or the call would take
-// the batch's estimated JSON past maxBytes (the server's body limit); such
-// a call opens the next batch instead. Each closed batch is sent by its own goroutine, at most
-// inFlight at once (sem); while all are on the wire, run waits, and calls
-// queue up. Every call gets its own result: its transaction or its item
-// error, or the batch's error (transport, 503 after the retries) when the
-// whole request failed. A retried batch carries the same body, so the same
-// keys, and commits each transaction at most once.
+// starts with the first call and closes the batch once linger has passed
+// and a slot to send it is free, at maxItems calls, or when a call's
+// idempotency key is in the batch already (the server refuses a batch with
+// duplicate keys) or the call would take the batch's estimated JSON past
+// maxBytes (the server's body limit); such a call opens the next batch
+// instead. Each closed batch is sent by its own goroutine, at most
+// inFlight at once (sem); while all are on the wire, the batch being
+// gathered stays open (see gather) and calls join it. Every call gets its
+// own result: its transaction or its item error, or the batch's error
+// (transport, 503 after the retries) when the whole request failed. A
+// retried batch carries the same body, so the same keys, and commits each
+// transaction at most once.
 //
 // Lock order: mu (read-held by submit while it enqueues) before nothing.
 // Close takes mu for writing, so no call is mid-enqueue once stop is
@@ -130,25 +132,54 @@ func (b *batcher) run() {
 	}
 }
 
-// gather collects a batch starting with first until linger passes,
-// maxItems are in, or a call repeats a key of the batch (returned as
-// carry, the first call of the next batch).
+// gather collects a batch starting with first and returns it holding a
+// slot of sem (dispatch sends it in that slot). The batch closes once
+// linger has passed and a slot is free. When every slot is on the wire at
+// that point, the batch stays open (as group commit does) until a slot
+// frees, then gathers for linger once more: the callers whose batch just
+// came back call again within that time and join, so a client whose
+// batches all wait on the same rows (a hot account) sends one large batch
+// per round trip rather than alternating small ones that commit one after
+// the other. It closes earlier at maxItems, or when a call repeats a key
+// of the batch or would pass maxBytes (returned as carry, the first call
+// of the next batch).
 func (b *batcher) gather(first *call, timer *time.Timer) (batch []*call, carry *call) {
 	g := b.newGathering(first)
 	timer.Reset(b.linger)
 	defer timer.Stop()
+	var wait chan struct{} // b.sem while waiting for a slot, else nil (never ready)
+	held := false          // a slot is held (acquired after a wait)
+	hold := func() {
+		if !held {
+			b.sem <- struct{}{}
+		}
+	}
 	for len(g.batch) < b.maxItems {
 		select {
 		case cl := <-b.queue:
 			if !g.add(cl) {
+				hold()
 				return g.batch, cl
 			}
 		case <-timer.C:
-			return g.batch, nil
+			if held {
+				return g.batch, nil
+			}
+			select {
+			case b.sem <- struct{}{}:
+				return g.batch, nil
+			default:
+				wait = b.sem
+			}
+		case wait <- struct{}{}:
+			held, wait = true, nil
+			timer.Reset(b.linger)
 		case <-b.stop:
+			hold()
 			return g.batch, nil
 		}
 	}
+	hold()
 	return g.batch, nil
 }
 
@@ -195,8 +226,10 @@ func (b *batcher) drain() {
 		select {
 		case cl := <-b.queue:
 			batch, carry := b.gatherNow(cl)
+			b.sem <- struct{}{}
 			b.dispatch(batch)
 			if carry != nil {
+				b.sem <- struct{}{}
 				b.dispatch([]*call{carry})
 			}
 		default:
@@ -221,9 +254,9 @@ func (b *batcher) gatherNow(first *call) (batch []*call, carry *call) {
 	return g.batch, nil
 }
 
-// dispatch sends batch on its own goroutine once a slot is free. Calls
-// whose caller has given up are left out (they get nothing: nobody
-// listens).
+// dispatch sends batch on its own goroutine, in the slot of sem the
+// caller holds. Calls whose caller has given up are left out (they get
+// nothing: nobody listens).
 func (b *batcher) dispatch(batch []*call) {
 	live := batch[:0]
 	for _, cl := range batch {
@@ -234,9 +267,9 @@ func (b *batcher) dispatch(batch []*call) {
 		}
 	}
 	if len(live) == 0 {
+		<-b.sem
 		return
 	}
-	b.sem <- struct{}{}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
