@@ -153,26 +153,30 @@ func Run(ctx context.Context, cfg Config) error {
 		p.addHTTP(edge.Instrument(p.reg, p.log, ops))
 	}
 	if cfg.DebugAddr != "" {
-		p.add(component{name: "debug", run: func(ctx context.Context) error { return serveDebug(ctx, p.cfg) }})
+		// Bound here, before the process reports ready, so that profiles
+		// can be taken as soon as it is (a listener started with the
+		// components raced the first request).
+		if ln, err := net.Listen("tcp", cfg.DebugAddr); err != nil {
+			p.log.Warn("profiles not served", "addr", cfg.DebugAddr, "err", err)
+		} else {
+			p.add(component{name: "debug", run: func(ctx context.Context) error { return serveDebug(ctx, p.cfg, ln) },
+				close: func() { _ = ln.Close() }})
+		}
 	}
 	ran = true
 	return p.run(ctx)
 }
 
-// serveDebug serves net/http/pprof on cfg.DebugAddr until ctx ends. It is
-// not critical: a profile listener that cannot start is logged, and the
-// process serves on.
-func serveDebug(ctx context.Context, cfg Config) error {
+// serveDebug serves net/http/pprof on ln (bound to cfg.DebugAddr) until
+// ctx ends. It is not critical: a profile listener that cannot start is
+// logged, and the process serves on.
+func serveDebug(ctx context.Context, cfg Config, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	ln, err := net.Listen("tcp", cfg.DebugAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.DebugAddr, err)
-	}
 	// No write timeout: a CPU profile or trace streams for its duration.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
