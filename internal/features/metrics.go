@@ -25,6 +25,9 @@ type metrics struct {
 	taskRate      *prometheus.GaugeVec // task, tenant: only pairs with unfinished work
 	detailSent    prometheus.Counter
 	tileWrites    *prometheus.CounterVec // path
+	// taskLockTimeouts counts chunks that gave up waiting for a row lock
+	// the live path held (see Engine.chunk), by task.
+	taskLockTimeouts *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -54,6 +57,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Live rate setting of a task type for a tenant (tasks.<task>.rate_per_partition, tokens (chunks) per second per partition; 0: paused), while the tenant has unfinished work of that task."}, []string{"task", "tenant"}),
 		taskEvents: f.NewCounterVec(prometheus.CounterOpts{Name: "bulwark_features_task_events_total",
 			Help: "Events processed by background tasks, by task."}, []string{"task"}),
+		taskLockTimeouts: f.NewCounterVec(prometheus.CounterOpts{Name: "bulwark_features_task_lock_timeouts_total",
+			Help: "Task chunks rolled back after waiting too long for a row lock the live path held, by task."}, []string{"task"}),
 		detailSent: f.NewCounter(prometheus.CounterOpts{Name: "bulwark_features_detail_records_total",
 			Help: "Velocity detail records produced to the detail topic."}),
 		tileWrites: f.NewCounterVec(prometheus.CounterOpts{Name: "bulwark_features_tile_writes_total",

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulwark-ledger/bulwark/internal/control"
 	"github.com/bulwark-ledger/bulwark/internal/features/spec"
@@ -229,6 +230,18 @@ func (e *Engine) waitToken(ctx context.Context, key ratelimit.Key) bool {
 	return err == nil
 }
 
+// taskLockTimeout bounds a task chunk's wait for a row lock (see chunk).
+const taskLockTimeout = 200 * time.Millisecond
+
+var taskLockTimeoutSQL = fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", taskLockTimeout.Milliseconds())
+
+// lockTimedOut reports whether err is PostgreSQL's lock_timeout
+// (SQLSTATE 55P03, lock_not_available).
+func lockTimedOut(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+}
+
 // errPaused cancels the chunk in flight when its task's rate drops to 0.
 var errPaused = errors.New("features task: rate set to 0")
 
@@ -279,6 +292,12 @@ func (e *Engine) runPart(ctx context.Context, k partKey) {
 			// Not cancelled by a pause: it changes no progress, and the
 			// operator then sees the partition's lag.
 			err = e.countTotal(ctx, k)
+		}
+		if lockTimedOut(err) {
+			// Rows the live path holds: rolled back whole, tried again at
+			// the next token.
+			e.m.taskLockTimeouts.WithLabelValues(k.Task).Inc()
+			continue
 		}
 		if err != nil {
 			if ctx.Err() == nil && !paused {
@@ -366,18 +385,39 @@ type partState struct {
 	total         *int64
 }
 
+// beginChunk starts a chunk's transaction: committed asynchronously (see
+// asyncCommit), and yielding to the live path: a chunk that waits longer
+// than taskLockTimeout for a row lock gives up (and runs again at its
+// next token). Tile rows are locked in key order within each pass, but
+// the live path's passes (cached, inserted, locked) are not one order, so
+// a chunk could deadlock with a live transaction, which PostgreSQL breaks
+// only after deadlock_timeout (1 s): a second of freshness lost, and a
+// connection held meanwhile.
+func (e *Engine) beginChunk(ctx context.Context) (pgx.Tx, error) {
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := asyncCommit(ctx, tx); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, taskLockTimeoutSQL); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, fmt.Errorf("lock timeout: %w", err)
+	}
+	return tx, nil
+}
+
 // chunk applies the partition's next chunk; more is false when the
 // partition is done or leased by another process; uncounted is true when
 // the partition's total is not counted yet.
 func (e *Engine) chunk(ctx context.Context, k partKey) (more, uncounted bool, err error) {
-	tx, err := e.pool.Begin(ctx)
+	tx, err := e.beginChunk(ctx)
 	if err != nil {
 		return false, false, err
 	}
 	defer tx.Rollback(ctx)
-	if err := asyncCommit(ctx, tx); err != nil {
-		return false, false, err
-	}
 	var st partState
 	err = tx.QueryRow(ctx, `UPDATE feature_task_parts SET lease_owner = $5, lease_until = now() + $6 * interval '1 second'
 		WHERE tenant_id = $1 AND name = $2 AND version = $3 AND partition = $4 AND NOT done

@@ -288,3 +288,89 @@ func TestPausedTenantHoldsNoWorker(t *testing.T) {
 		return ""
 	})
 }
+
+// TestTaskChunksYieldToTheLivePath: a backfill chunk that needs tile rows
+// another transaction holds (as a live batch does while it writes) gives
+// up after its lock timeout instead of waiting (a chunk waiting on the
+// live path could deadlock with it across the live path's passes, which
+// PostgreSQL breaks only after a second), counts it, and completes once
+// the rows are free.
+func TestTaskChunksYieldToTheLivePath(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, envOpts{cfg: features.Config{ChunkEvents: 5}})
+	e.must(http.StatusCreated, "acme", "POST", "/v1/features/definitions", countDef("card_count"))
+	active := func(name string) func() string {
+		return func() string {
+			r := e.must(http.StatusOK, "acme", "GET", "/v1/features/definitions/"+name, nil)
+			if s := r.body["versions"].([]any)[0].(map[string]any)["state"]; s != "active" {
+				return fmt.Sprint(name, " state ", s)
+			}
+			return ""
+		}
+	}
+	eventually(t, 10*time.Second, active("card_count"))
+	now := time.Now()
+	var evs []map[string]any
+	for i := range 20 {
+		evs = append(evs, ev(fmt.Sprint("y", i), now.Add(-time.Duration(i)*time.Second), map[string]any{"card": "c1", "amount": i + 1}))
+	}
+	e.must(http.StatusAccepted, "acme", "POST", "/v1/events", map[string]any{"events": evs})
+	eventually(t, 20*time.Second, func() string {
+		r := e.must(http.StatusOK, "acme", "GET", "/v1/features/card/c1", nil)
+		if v := r.body["features"].(map[string]any)["card_count"].(map[string]any)["values"].(map[string]any)["1h"]; v != 20.0 {
+			return fmt.Sprint("c1 count ", v)
+		}
+		return ""
+	})
+
+	// A connection of its own to watch lock waits: chunks that wait hold
+	// theirs, and could take the pool's last ones.
+	mon, err := e.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Release()
+	// Hold c1's tile rows, then define a feature whose backfill must write them.
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM feature_tiles WHERE tenant_id = 'acme' AND entity = 'c1' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	e.must(http.StatusCreated, "acme", "POST", "/v1/features/definitions", map[string]any{"name": "card_sum",
+		"source": "events", "entity": "card", "aggregation": "sum", "field": "amount", "windows": []string{"1h"}})
+	var longest float64 // seconds: the longest lock wait seen
+	sample := func() {
+		var w float64
+		if err := mon.QueryRow(ctx, `SELECT coalesce(max(extract(epoch FROM clock_timestamp() - state_change)), 0)
+			FROM pg_stat_activity WHERE wait_event_type = 'Lock'`).Scan(&w); err != nil {
+			t.Fatal(err)
+		}
+		longest = max(longest, w)
+	}
+	eventually(t, 20*time.Second, func() string {
+		sample()
+		if n := e.series("bulwark_features_task_lock_timeouts_total")["agg_backfill"]; n < 2 {
+			return fmt.Sprint("chunks that gave up a lock wait: ", n)
+		}
+		return ""
+	})
+	for range 20 { // a second more of the rows held
+		sample()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if longest >= 1 {
+		t.Fatalf("a lock wait of %.2f s while the rows were held: chunks do not yield", longest)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, active("card_sum"))
+	r := e.must(http.StatusOK, "acme", "GET", "/v1/features/card/c1", nil)
+	if v := r.body["features"].(map[string]any)["card_sum"].(map[string]any)["values"].(map[string]any)["1h"]; v != 210.0 {
+		t.Fatalf("c1 sum after the backfill: %v, want 210", v)
+	}
+}
