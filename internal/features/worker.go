@@ -61,6 +61,9 @@ type worker struct {
 	// writeMu is the write turn: held by the transaction writing tiles
 	// (see writeTurn).
 	writeMu sync.Mutex
+	// rebalanceWanted: franz-go waits for the pipeline to allow a
+	// rebalance (set by OnPartitionsCallbackBlocked, cleared by a drain).
+	rebalanceWanted atomic.Bool
 }
 
 // RunWorker runs the live consumer until ctx ends. Errors (a broker or
@@ -114,7 +117,8 @@ func (w *worker) session(ctx context.Context) error {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMaxAge(5*time.Second),
 		kgo.SessionTimeout(cfg.SessionTimeout), kgo.HeartbeatInterval(cfg.SessionTimeout/4),
 		kgo.RebalanceTimeout(rebalanceTimeout(cfg.SessionTimeout)), kgo.AdjustFetchOffsetsFn(w.adjust),
-		kgo.OnPartitionsRevoked(w.drop), kgo.OnPartitionsLost(w.drop))
+		kgo.OnPartitionsRevoked(w.drop), kgo.OnPartitionsLost(w.drop),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { w.rebalanceWanted.Store(true) }))
 	if err != nil {
 		return err
 	}
@@ -122,6 +126,7 @@ func (w *worker) session(ctx context.Context) error {
 	// A new session may get partitions others wrote meanwhile: the cache's
 	// xmin check would catch every such row, this saves the redos.
 	w.e.tiles.clear()
+	w.rebalanceWanted.Store(false)
 	return w.pipeline(ctx, cl)
 }
 
@@ -137,9 +142,10 @@ func memberClientID() string {
 }
 
 // rebalanceTimeout is how long the group waits for its members to rejoin
-// a rebalance before it drops the ones that did not. A member rejoins once
-// its transactions in flight finish (at most drainEvery plus one
-// transaction): franz-go's default, 60 s, let one member that missed a
+// a rebalance before it drops the ones that did not. A member allows a
+// rebalance once its transactions in flight finish (the drain starts at
+// franz-go's signal of a blocked rebalance, within a poll wait of 100 ms):
+// franz-go's default, 60 s, let one member that missed a
 // rebalance (killed, or its join lost) hold every partition of the group
 // for a minute.
 func rebalanceTimeout(session time.Duration) time.Duration {
@@ -151,11 +157,16 @@ const (
 	// pendingPolls bounds the records polled and not yet applied, in polls
 	// of Config.BatchRecords: past it the poller waits (back pressure).
 	pendingPolls = 3
-	// drainEvery bounds how long a rebalance waits: polls block rebalances
-	// (BlockRebalanceOnPoll) until every batch polled is applied, so at
-	// least that often the pipeline stops polling, lets its transactions
-	// finish and allows the rebalance.
-	drainEvery = time.Second
+	// drainEvery is the longest the pipeline goes without a drain: polls
+	// block rebalances (BlockRebalanceOnPoll) until every batch polled is
+	// applied, so a drain stops polling, lets the transactions finish and
+	// allows a rebalance. It drains as soon as franz-go signals a blocked
+	// rebalance (OnPartitionsCallbackBlocked) and whenever nothing is
+	// pending; this bound is a backstop. A drain every second (the old
+	// rule) stalled the live path once a second: records arriving during
+	// it waited for two transactions before their own, the tail of the
+	// freshness figure.
+	drainEvery = 10 * time.Second
 	// pollWait bounds a poll while batches are in flight, so that the
 	// drain happens on time.
 	pollWait = 100 * time.Millisecond
@@ -205,7 +216,7 @@ func (w *worker) pipeline(ctx context.Context, cl *kgo.Client) error {
 			}
 		})
 		fs.EachPartition(p.dispatch)
-		if p.pending.Load() == 0 || time.Since(lastDrain) >= drainEvery {
+		if p.pending.Load() == 0 || w.rebalanceWanted.Swap(false) || time.Since(lastDrain) >= drainEvery {
 			p.inflight.Wait()
 			cl.AllowRebalance()
 			lastDrain = time.Now()
