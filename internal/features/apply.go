@@ -251,15 +251,9 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx, cache *tileCache, stats *t
 		ins.append(k, raw)
 	}
 	if len(ins.tenant) > 0 {
-		inserted, raced, err := insertTiles(ctx, tx, &ins)
+		_, raced, err := insertInto(ctx, tx, &ins, out)
 		if err != nil {
 			return nil, err
-		}
-		for i := range ins.tenant {
-			k := ins.key(i)
-			if x, ok := inserted[k]; ok {
-				out[k] = cachedTile{raw: ins.state[i], xmin: x}
-			}
 		}
 		// Rows another transaction inserted since the lock: merge into them.
 		if len(raced) > 0 {
@@ -333,17 +327,11 @@ func (b *batch) writeOptimistic(ctx context.Context, tx pgx.Tx, cache *tileCache
 		}
 	}
 	if len(miss.tenant) > 0 {
-		inserted, raced, err := insertTiles(ctx, tx, &miss)
+		n, raced, err := insertInto(ctx, tx, &miss, out)
 		if err != nil {
 			return nil, err
 		}
-		stats.inserted += len(inserted)
-		for i := range miss.tenant {
-			k := miss.key(i)
-			if x, ok := inserted[k]; ok {
-				out[k] = cachedTile{raw: miss.state[i], xmin: x}
-			}
-		}
+		stats.inserted += n
 		redo = append(redo, raced...)
 	}
 	slices.SortFunc(redo, tileKey.compare)
@@ -398,6 +386,23 @@ func scanKeyXmins(rows pgx.Rows, n int) (map[tileKey]uint32, error) {
 		got[k] = uint32(v)
 	}
 	return got, rows.Err()
+}
+
+// insertInto inserts ins (insertTiles) and records each row inserted in
+// out, bundle and xmin, for the tile cache; it returns how many rows it
+// inserted and the keys that conflicted.
+func insertInto(ctx context.Context, tx pgx.Tx, ins *tileArrays, out map[tileKey]cachedTile) (int, []tileKey, error) {
+	inserted, raced, err := insertTiles(ctx, tx, ins)
+	if err != nil {
+		return 0, nil, err
+	}
+	for i := range ins.tenant {
+		k := ins.key(i)
+		if x, ok := inserted[k]; ok {
+			out[k] = cachedTile{raw: ins.state[i], xmin: x}
+		}
+	}
+	return len(inserted), raced, nil
 }
 
 // insertTiles inserts ins (in key order) and returns the xmin of each row

@@ -216,7 +216,9 @@ func (w *worker) pipeline(ctx context.Context, cl *kgo.Client) error {
 			}
 		})
 		fs.EachPartition(p.dispatch)
-		if p.pending.Load() == 0 || w.rebalanceWanted.Swap(false) || time.Since(lastDrain) >= drainEvery {
+		// Swapped first: a drain for any reason serves the waiting rebalance.
+		wanted := w.rebalanceWanted.Swap(false)
+		if wanted || p.pending.Load() == 0 || time.Since(lastDrain) >= drainEvery {
 			p.inflight.Wait()
 			cl.AllowRebalance()
 			lastDrain = time.Now()
