@@ -61,7 +61,7 @@ directory and removes it afterwards.`,
 	f.StringVar(&jsonPath, "json", "", "write the results as JSON to FILE")
 	f.StringVar(&cfg.PostgresURL, "postgres", "", "superuser URL of a PostgreSQL server to create the run databases on; empty = private temporary cluster")
 	f.StringVar(&requests, "requests", "single,batch100", "request types, comma-separated: single, batch100")
-	f.StringVar(&modes, "modes", "pipeline,naive,client", "server modes, comma-separated: pipeline, naive, client (the Go client batching single transfers; request type single only)")
+	f.StringVar(&modes, "modes", "pipeline,naive,client,floor", "modes, comma-separated: pipeline, naive, client (the Go client batching single transfers; request type single only), floor (no server: the cheapest PostgreSQL commits of the same in-flight transfers, the bound of any design)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the transfer generator")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to FILE (goroutines labelled ledgerbench=client|server)")
 	f.StringVar(&logLevel, "log-level", "warn", "log level of the benchmarked servers: debug, info, warn, error")

@@ -29,6 +29,10 @@ const (
 	// batching coalesces the concurrent calls into batch requests. It
 	// measures request type single only.
 	ModeClient = "client"
+	// ModeFloor runs no server: the cheapest commits PostgreSQL allows
+	// for the same in-flight transfers (see floor.go), the bound of what
+	// any server or client could reach on this machine.
+	ModeFloor = "floor"
 )
 
 // Request types.
@@ -78,8 +82,8 @@ type Config struct {
 	// single and batch100.
 	Requests []string
 	// Modes are the server modes to measure, in order. Empty means
-	// pipeline, naive and client (client needs request type single and
-	// skips the others).
+	// pipeline, naive, client and floor (client needs request type single
+	// and skips the others).
 	Modes []string
 	// Seed of the transfer generator; a run replays from it. Zero means 1.
 	Seed uint64
@@ -108,7 +112,7 @@ func (c *Config) ensureDefaults() {
 		c.Requests = []string{RequestSingle, RequestBatch100}
 	}
 	if len(c.Modes) == 0 {
-		c.Modes = []string{ModePipeline, ModeNaive, ModeClient}
+		c.Modes = []string{ModePipeline, ModeNaive, ModeClient, ModeFloor}
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
@@ -132,7 +136,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("duration %s: want more than 0 and at most %s", c.Duration, MaxDuration))
 	}
 	errs = append(errs, checkList("request", c.Requests, RequestSingle, RequestBatch100))
-	errs = append(errs, checkList("mode", c.Modes, ModePipeline, ModeNaive, ModeClient))
+	errs = append(errs, checkList("mode", c.Modes, ModePipeline, ModeNaive, ModeClient, ModeFloor))
 	if slices.Contains(c.Modes, ModeClient) && !slices.Contains(c.Requests, RequestSingle) {
 		errs = append(errs, fmt.Errorf("mode %s measures request type %s only: add it to the request types", ModeClient, RequestSingle))
 	}

@@ -20,6 +20,10 @@
 //     every ledger invariant with verify.Run plus "every acknowledged
 //     transfer is stored", and drop the database.
 //
+// Mode floor runs no server (see floor.go): the cheapest PostgreSQL commits
+// of the same in-flight transfers, on its own database, checked after the
+// run, so a missed target can be told apart from a slow server.
+//
 // Concurrency: Run owns every goroutine it starts (clients, the server) and
 // waits for them before it returns. Memory is bounded: latencies go into a
 // fixed-size histogram per client (see histogram), not a growing slice.

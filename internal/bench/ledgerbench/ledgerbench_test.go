@@ -36,8 +36,8 @@ func TestRunHotShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 5 {
-		t.Fatalf("%d results, want 5 (2 modes × 2 request types, and client single)", len(rep.Results))
+	if len(rep.Results) != 7 {
+		t.Fatalf("%d results, want 7 (3 modes × 2 request types, and client single)", len(rep.Results))
 	}
 	seen := map[string]bool{}
 	for _, r := range rep.Results {
@@ -53,6 +53,9 @@ func TestRunHotShape(t *testing.T) {
 			t.Errorf("%s/%s: window %.3fs with %d requests, want >= 1s and >= 1 request per client",
 				r.Mode, r.Request, r.DurationS, r.Requests)
 		}
+		if (r.Mode == "floor") != (r.Committers > 0) {
+			t.Errorf("%s/%s: committers %d, want > 0 in mode floor only", r.Mode, r.Request, r.Committers)
+		}
 		if r.Errors != 0 || len(r.Violations) != 0 {
 			t.Errorf("%s/%s: %d errors (first %q), violations %v", r.Mode, r.Request, r.Errors, r.FirstError, r.Violations)
 		}
@@ -60,7 +63,10 @@ func TestRunHotShape(t *testing.T) {
 	if !strings.Contains(out.String(), "client single >= 80% of pipeline batch100") {
 		t.Errorf("no client target line in:\n%s", out.String())
 	}
-	for _, k := range []string{"pipeline/single", "pipeline/batch100", "naive/single", "naive/batch100", "client/single"} {
+	if !strings.Contains(out.String(), "floor (PostgreSQL alone, 4 transfers in flight) single/batch100:") {
+		t.Errorf("no floor line in:\n%s", out.String())
+	}
+	for _, k := range []string{"pipeline/single", "pipeline/batch100", "naive/single", "naive/batch100", "client/single", "floor/single", "floor/batch100"} {
 		if !seen[k] {
 			t.Errorf("no result for %s", k)
 		}
@@ -99,5 +105,38 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := ledgerbench.Run(context.Background(), cfg, &bytes.Buffer{}); err == nil {
 			t.Errorf("Run(%+v) accepted an invalid config", cfg)
 		}
+	}
+}
+
+// TestFloorUniform runs mode floor alone on the uniform workload, where
+// its committers can deadlock on one another and must retry, and checks
+// that it wrote exactly what it counted (floorCheck: no violations).
+func TestFloorUniform(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	rep, err := ledgerbench.Run(ctx, ledgerbench.Config{
+		Workload:    ledgerbench.WorkloadUniform,
+		Modes:       []string{ledgerbench.ModeFloor},
+		Clients:     8,
+		Duration:    500 * time.Millisecond,
+		Warmup:      -1,
+		PostgresURL: pgtest.ServerURL(t, "postgres"),
+	}, &out)
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("%d results, want floor single and floor batch100", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.Transfers <= 0 || r.Committers <= 0 || r.Errors != 0 || len(r.Violations) != 0 {
+			t.Errorf("floor %s: %d transfers, %d committers, %d errors (first %q), violations %v",
+				r.Request, r.Transfers, r.Committers, r.Errors, r.FirstError, r.Violations)
+		}
+	}
+	if !strings.Contains(out.String(), "floor (PostgreSQL alone, 8 transfers in flight)") {
+		t.Errorf("no floor line in:\n%s", out.String())
 	}
 }

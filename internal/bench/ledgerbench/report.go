@@ -60,6 +60,9 @@ type Result struct {
 	// ProcessCPUCores is this process's CPU time (clients and server
 	// together, PostgreSQL not included) per second of the window.
 	ProcessCPUCores float64 `json:"process_cpu_cores"`
+	// Committers is, in mode floor, the concurrent commits of the
+	// reported split (see floor.go); zero in the other modes.
+	Committers int `json:"committers,omitempty"`
 }
 
 func (m *measurement) result(cfg *Config, mode, request string, violations []string) Result {
@@ -166,6 +169,10 @@ func (r *Report) targets() string {
 				c.Clients, bound, 100*bound/p.TransfersPerSec)
 		}
 		b.WriteString(";")
+	}
+	if f, fb := r.find(ModeFloor, RequestSingle), r.find(ModeFloor, RequestBatch100); f != nil && fb != nil && fb.TransfersPerSec > 0 {
+		fmt.Fprintf(&b, " floor (PostgreSQL alone, %d transfers in flight) single/batch100: %.0f%%, the most any client can reach here;",
+			f.Clients, 100*f.TransfersPerSec/fb.TransfersPerSec)
 	}
 	b.WriteString(" hot vs uniform within 2x: compare runs of both workloads")
 	return b.String()

@@ -37,7 +37,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep *Report, err error
 				continue
 			}
 			began := time.Now()
-			res, err := runOne(ctx, &cfg, adminURL, work, mode, request)
+			run := runOne
+			if mode == ModeFloor {
+				run = func(ctx context.Context, cfg *Config, adminURL string, work *workload, _, request string) (Result, error) {
+					return runFloor(ctx, cfg, adminURL, work, request)
+				}
+			}
+			res, err := run(ctx, &cfg, adminURL, work, mode, request)
 			if err != nil {
 				return rep, fmt.Errorf("%s %s: %w", mode, request, err)
 			}
