@@ -151,7 +151,7 @@ func (b *batch) add(v *version, ev *spec.Event) {
 			a = &tileAcc{st: tile.NewState()}
 			row[f] = a
 		}
-		a.st.Add(val, ev.Time, ev.ID)
+		a.st.AddFor(v.Def.Aggregation, val, ev.Time, ev.ID)
 		a.newest = max(a.newest, us)
 	}
 }

@@ -297,7 +297,7 @@ func evaluateTargets(vs []*version, ev *spec.Event, counts bool) ([]EntityRef, [
 		if counts && v.Def.Source == SourceEvents {
 			if _, x, ok := contribution(v, ev); ok {
 				t.extra = tile.NewState()
-				t.extra.Add(x, ev.Time, ev.ID)
+				t.extra.AddFor(v.Def.Aggregation, x, ev.Time, ev.ID)
 				t.extraT = ev.Time
 			}
 		}

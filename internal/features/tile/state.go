@@ -26,6 +26,9 @@ import (
 //     precision 12: relative standard error 1.6%, within ±5% (3σ) for
 //     99.7% of states.
 //
+// AddFor keeps only what one aggregation reads (see AddFor); the engine's
+// tiles are built with it, the reference check (verify) with Add.
+//
 // Deduplication of events is the caller's: Add counts what it is given.
 // A State is not safe for concurrent use.
 type State struct {
@@ -68,6 +71,22 @@ func addCount(a, b int64) int64 {
 
 // Add adds one event's value. t and eventID order last.
 func (s *State) Add(v spec.Value, t time.Time, eventID string) {
+	s.add(v, t, eventID, true, true)
+}
+
+// AddFor is Add for a state that only ever answers agg (a feature
+// version's aggregation never changes; a new one is a new version): it
+// keeps the last value only for last, and the distinct set only for
+// distinct_count. The distinct set is the one part of a State that grows
+// with the events (up to 2 KiB exact, then a 4 KiB sketch), and a sum,
+// min or max of amounts kept one of every amount seen, in every tile row
+// it wrote, merged and read. Result(agg) of such a state is Add's; other
+// aggregations may answer from the parts it skipped (wrongly).
+func (s *State) AddFor(agg string, v spec.Value, t time.Time, eventID string) {
+	s.add(v, t, eventID, agg == spec.AggLast, agg == spec.AggDistinctCount)
+}
+
+func (s *State) add(v spec.Value, t time.Time, eventID string, last, distinct bool) {
 	s.count = addCount(s.count, 1)
 	switch v.Kind() {
 	case spec.KindNone:
@@ -77,8 +96,12 @@ func (s *State) Add(v spec.Value, t time.Time, eventID string) {
 	case spec.KindString:
 		s.addStr(v.Str(), v.Str())
 	}
-	s.setLast(v, t.UnixNano(), eventID)
-	s.distinct.add(hashValue(v))
+	if last {
+		s.setLast(v, t.UnixNano(), eventID)
+	}
+	if distinct {
+		s.distinct.add(hashValue(v))
+	}
 }
 
 func (s *State) addInt(i spec.Int) {

@@ -155,6 +155,47 @@ func TestStateResults(t *testing.T) {
 	}
 }
 
+// TestAddForAnswersItsAggregation: a state built with AddFor(agg), merged
+// from several buckets as a read merges them, answers agg as a state built
+// with Add does, for every aggregation, on integers, strings and values
+// past the distinct set's exact bound; and only distinct_count keeps the
+// distinct set, so the others stay small however many values they see.
+func TestAddForAnswersItsAggregation(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	t0 := time.Unix(1_700_000_000, 0)
+	for _, agg := range spec.Aggregations() {
+		all, only := NewState(), NewState()
+		for b := range 3 {
+			ball, bonly := NewState(), NewState()
+			for i := range 400 {
+				var v spec.Value
+				switch rng.IntN(10) {
+				case 0:
+					v = spec.StringValue("s" + strconv.Itoa(rng.IntN(50)))
+				case 1:
+				default:
+					v = intv(rng.Int64N(100_000) - 50_000)
+				}
+				at, id := t0.Add(time.Duration(rng.IntN(60))*time.Second), fmt.Sprintf("e%d-%d", b, i)
+				ball.Add(v, at, id)
+				bonly.AddFor(agg, v, at, id)
+			}
+			all.Merge(ball)
+			only.Merge(bonly)
+		}
+		if got, want := only.Result(agg).String(), all.Result(agg).String(); got != want {
+			t.Errorf("%s: AddFor answers %s, Add %s", agg, got, want)
+		}
+		raw, err := only.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if small := len(raw) < 128; small == (agg == spec.AggDistinctCount) {
+			t.Errorf("%s: AddFor state of 1,200 events is %d bytes", agg, len(raw))
+		}
+	}
+}
+
 func TestAvgRounding(t *testing.T) {
 	for _, tc := range []struct {
 		vals []int64
