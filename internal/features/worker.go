@@ -600,6 +600,7 @@ type incoming struct {
 	ev     spec.Event
 	ledger bool
 	at     time.Time // acceptance (record timestamp)
+	raw    []byte    // the record's value: the event as the log stores it (tenant events only)
 }
 
 func (w *worker) decode(topic string, recs []*kgo.Record) []incoming {
@@ -618,7 +619,7 @@ func (w *worker) decode(topic string, recs []*kgo.Record) []incoming {
 				w.e.m.late.Inc()
 				continue
 			}
-			out = append(out, incoming{tenant: tenant, ev: ev, at: r.Timestamp})
+			out = append(out, incoming{tenant: tenant, ev: ev, at: r.Timestamp, raw: r.Value})
 			continue
 		}
 		tenant, ev, ok, err := decodeEntry(r.Value)
@@ -671,19 +672,29 @@ func (w *worker) applyOnce(ctx context.Context, parts []partApply) error {
 	if !maps.Equal(gens, gens2) {
 		return errGenerationMoved
 	}
-	fresh, err := w.logEvents(ctx, tx, in)
+	// The event log's INSERT runs while this goroutine aggregates: every
+	// candidate is assumed new (a redelivered event is rare), and the batch
+	// is aggregated again from the new ones only when the log says some
+	// were applied already. The two share no data, and only the INSERT
+	// uses tx meanwhile.
+	lg, err := prepareLog(in)
 	if err != nil {
 		return err
 	}
-	b := newBatch()
-	for i := range fresh {
-		giveWay(i)
-		x := &fresh[i] // one address per event: batch.add memoizes by it
-		for _, v := range versions[x.tenant] {
-			if applies(v, x) {
-				b.add(v, &x.ev)
-			}
-		}
+	logged := make(chan logResult, 1)
+	go func() {
+		n, err := lg.insert(ctx, tx)
+		logged <- logResult{n, err}
+	}()
+	fresh := lg.candidates
+	b := aggregate(fresh, versions)
+	lr := <-logged
+	if lr.err != nil {
+		return lr.err
+	}
+	if lr.inserted != nil {
+		fresh = lg.fresh(lr.inserted)
+		b = aggregate(fresh, versions)
 	}
 	refused := b.dropRefused(refusedSet)
 	st, written, err := w.writeTurn(ctx, tx, b, parts)
@@ -877,55 +888,117 @@ func partOf(s string) int16 {
 	return int16(h.Sum32() % TaskPartitions)
 }
 
-// logEvents appends the tenant events of in to the event log and returns
-// what is new: the ledger's entries, and the tenant events whose id the
-// log did not hold (the same id twice, in this batch or ever, counts once).
-func (w *worker) logEvents(ctx context.Context, tx pgx.Tx, in []incoming) ([]incoming, error) {
-	var fresh []incoming
-	type key struct{ t, id string }
-	first := make(map[key]int)
-	var tn, ids []string
-	var parts []int16
-	var times, accepted []time.Time
-	var bodies [][]byte
+// aggregate adds the events of in to a new batch, each to the versions it
+// feeds. in must not move while the batch lives (batch.add memoizes by
+// event address).
+func aggregate(in []incoming, versions map[string][]*version) *batch {
+	b := newBatch()
+	for i := range in {
+		giveWay(i)
+		x := &in[i]
+		for _, v := range versions[x.tenant] {
+			if applies(v, x) {
+				b.add(v, &x.ev)
+			}
+		}
+	}
+	return b
+}
+
+// eventLog is a batch's append to the event log: the candidates (the
+// ledger's entries, and the first of each tenant event id in the batch)
+// and the log rows of the tenant events among them.
+type eventLog struct {
+	candidates []incoming
+	logged     map[logKey]struct{} // the tenant events among the candidates
+	tn, ids    []string
+	parts      []int16
+	times, at  []time.Time
+	bodies     [][]byte
+}
+
+type logKey struct{ t, id string }
+
+type logResult struct {
+	inserted map[logKey]struct{} // nil: every row was new
+	err      error
+}
+
+// prepareLog lists what a batch appends to the event log. A tenant event
+// is logged as its record carried it (the bytes the worker decoded), so
+// the log keeps what was accepted and the live path does not encode it
+// again.
+func prepareLog(in []incoming) (*eventLog, error) {
+	lg := &eventLog{candidates: make([]incoming, 0, len(in)), logged: make(map[logKey]struct{}, len(in))}
 	for i, x := range in {
 		giveWay(i)
-		if x.ledger {
-			fresh = append(fresh, x)
-			continue
+		if !x.ledger {
+			k := logKey{x.tenant, x.ev.ID}
+			if _, dup := lg.logged[k]; dup {
+				continue // the same id twice in the batch counts once
+			}
+			body := x.raw
+			if body == nil {
+				var err error
+				if body, err = x.ev.MarshalJSON(); err != nil {
+					return nil, err
+				}
+			}
+			lg.logged[k] = struct{}{}
+			lg.tn, lg.ids, lg.parts = append(lg.tn, x.tenant), append(lg.ids, x.ev.ID), append(lg.parts, partOf(x.ev.ID))
+			lg.times, lg.at, lg.bodies = append(lg.times, x.ev.Time), append(lg.at, x.at), append(lg.bodies, body)
 		}
-		k := key{x.tenant, x.ev.ID}
-		if _, dup := first[k]; dup {
-			continue
-		}
-		first[k] = i
-		body, err := x.ev.MarshalJSON()
-		if err != nil {
-			return nil, err
-		}
-		tn, ids, parts = append(tn, x.tenant), append(ids, x.ev.ID), append(parts, partOf(x.ev.ID))
-		times, accepted, bodies = append(times, x.ev.Time), append(accepted, x.at), append(bodies, body)
+		lg.candidates = append(lg.candidates, x)
 	}
-	if len(ids) == 0 {
-		return fresh, nil
+	return lg, nil
+}
+
+// insert appends the tenant events to the event log and returns the keys
+// of those the log did not hold yet, or nil when that is all of them (the
+// same id twice, in this batch or ever, counts once).
+func (lg *eventLog) insert(ctx context.Context, tx pgx.Tx) (map[logKey]struct{}, error) {
+	if len(lg.ids) == 0 {
+		return nil, nil
 	}
 	rows, err := tx.Query(ctx, `INSERT INTO feature_events (tenant_id, id, part, event_time, accepted_at, body)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::timestamptz[], $5::timestamptz[], $6::bytea[])
 			AS u(t, id, part, et, at, body)
 		ORDER BY t COLLATE "C", id COLLATE "C"
-		ON CONFLICT DO NOTHING RETURNING tenant_id, id`, tn, ids, parts, times, accepted, bodies)
+		ON CONFLICT DO NOTHING RETURNING tenant_id, id`, lg.tn, lg.ids, lg.parts, lg.times, lg.at, lg.bodies)
 	if err != nil {
 		return nil, fmt.Errorf("log events: %w", err)
 	}
 	defer rows.Close()
+	inserted := make(map[logKey]struct{}, len(lg.ids))
 	for rows.Next() {
-		var k key
+		var k logKey
 		if err := rows.Scan(&k.t, &k.id); err != nil {
 			return nil, err
 		}
-		fresh = append(fresh, in[first[k]])
+		inserted[k] = struct{}{}
 	}
-	return fresh, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("log events: %w", err)
+	}
+	if len(inserted) == len(lg.ids) {
+		return nil, nil
+	}
+	return inserted, nil
+}
+
+// fresh returns the candidates that are new: the ledger's entries and the
+// tenant events in inserted.
+func (lg *eventLog) fresh(inserted map[logKey]struct{}) []incoming {
+	out := make([]incoming, 0, len(inserted))
+	for _, x := range lg.candidates {
+		if !x.ledger {
+			if _, ok := inserted[logKey{x.tenant, x.ev.ID}]; !ok {
+				continue
+			}
+		}
+		out = append(out, x)
+	}
+	return out
 }
 
 // advance moves the partition's stored position from expected to next, or
