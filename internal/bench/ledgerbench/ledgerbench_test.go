@@ -63,7 +63,8 @@ func TestRunHotShape(t *testing.T) {
 	if !strings.Contains(out.String(), "client single >= 80% of pipeline batch100") {
 		t.Errorf("no client target line in:\n%s", out.String())
 	}
-	if !strings.Contains(out.String(), "floor (PostgreSQL alone, 4 transfers in flight) single/batch100:") {
+	if !strings.Contains(out.String(), "floor (PostgreSQL alone, 4 transfers in flight): single") ||
+		!strings.Contains(out.String(), "% of pipeline batch100, ") || !strings.Contains(out.String(), "% of floor batch100;") {
 		t.Errorf("no floor line in:\n%s", out.String())
 	}
 	for _, k := range []string{"pipeline/single", "pipeline/batch100", "naive/single", "naive/batch100", "client/single", "floor/single", "floor/batch100"} {
