@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -54,6 +55,9 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + out.String())
+	if !strings.Contains(out.String(), "floor of the read phase: GET /healthz (no work) p99 ") {
+		t.Errorf("no floor line in:\n%s", out.String())
+	}
 	path := t.TempDir() + "/bench.json"
 	if err := rep.WriteJSON(path); err != nil {
 		t.Fatal(err)

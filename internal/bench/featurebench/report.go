@@ -107,6 +107,14 @@ func (r *Report) print(out io.Writer) {
 		" reads measured while %.0f events/s (half the engine's maximum) arrived %s\n",
 		eng/nv, eng/co, r.Entities, r.ReadPhaseIngestRate, map[string]string{ReadIngestTopic: "on the events topic",
 			ReadIngestHTTP: "through POST /v1/events"}[r.ReadIngest])
+	if hz, ok := r.Value("healthz_p99_ms", "http"); ok {
+		// The read targets against what a request that does no work gets
+		// in the same phase: on a machine whose cores are busy with the
+		// ingest, the wait for a core sets the tail (docs/features.md,
+		// "Where the read tail comes from").
+		fmt.Fprintf(out, "floor of the read phase: GET /healthz (no work) p99 %s ms under the same ingest;"+
+			" a read waits as long for a core, then does its own work\n", format(hz))
+	}
 	fmt.Fprintln(out, "database during the engine's ingest (pg_stat_activity sampled every 20 ms; mean sessions active):")
 	for _, n := range r.EngineIngestDB {
 		fmt.Fprintln(out, "  ", n)
