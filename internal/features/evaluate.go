@@ -98,7 +98,7 @@ func (e *Engine) evaluateRead(ctx context.Context, tenant string, vs []*version,
 			targets[i].extra = nil // counted in the tiles already
 		}
 	}
-	return mergeTargets(out, targets, tiles, now), nil
+	return mergeTargets(out, targets, tiles, q.covers), nil
 }
 
 // wait waits for a concurrent produce to end (it must not outlive the

@@ -130,13 +130,12 @@ func (e *Engine) readTargets(ctx context.Context, tenant string, ents []EntityRe
 	if err != nil {
 		return nil, err
 	}
-	return mergeTargets(out, targets, tiles, now), nil
+	return mergeTargets(out, targets, tiles, q.covers), nil
 }
 
 // mergeTargets merges, per target and window, the fetched tiles of the
 // window's cover (and the target's extra event) into out.
-func mergeTargets(out []EntityValues, targets []target, tiles []map[tile.Bucket]fetched, now time.Time) []EntityValues {
-	cc := coverCache{now: now}
+func mergeTargets(out []EntityValues, targets []target, tiles []map[tile.Bucket]fetched, cc *coverCache) []EntityValues {
 	for i, t := range targets {
 		fv := FeatureValue{Version: t.v.Version, Building: t.v.State == StateBuilding,
 			Aggregation: t.v.Def.Aggregation, Values: make(map[string]tile.Result, len(t.v.Def.Windows))}
@@ -168,9 +167,10 @@ func mergeTargets(out []EntityValues, targets []target, tiles []map[tile.Bucket]
 	return out
 }
 
-// coverCache computes each window's cover once per read: the features of
-// a tenant mostly share their windows (the benchmark's 20 features have 4),
-// and a 1-day cover is up to ~140 buckets.
+// coverCache computes each window's cover once per read, for the query and
+// the merge: the features of a tenant mostly share their windows (the
+// benchmark's 20 features have 4), and a 1-day cover is up to ~140
+// buckets.
 type coverCache struct {
 	now time.Time
 	m   map[spec.Window][]tile.Bucket
@@ -203,6 +203,7 @@ type fetched struct {
 // tile rows of every distinct (entity field, entity), each row decoded
 // once and shared by the targets on it.
 type tileQuery struct {
+	covers  *coverCache // the covers of the targets' windows at now
 	args    []any
 	targets []target
 	byGroup [][]int // group (entity field, entity) → targets
@@ -221,8 +222,7 @@ func newTileQuery(tenant string, ents []EntityRef, targets []target, now time.Ti
 	groups := map[group]int32{}
 	var field, ent []string
 	var gidx []int32
-	q := &tileQuery{targets: targets}
-	seen := map[spec.Window]struct{}{} // windows whose cover is in ranges
+	q := &tileQuery{targets: targets, covers: &coverCache{now: now}}
 	for i, t := range targets {
 		g := group{t.v.Def.Entity, ents[t.entity].ID}
 		gi, ok := groups[g]
@@ -234,11 +234,10 @@ func newTileQuery(tenant string, ents []EntityRef, targets []target, now time.Ti
 		}
 		q.byGroup[gi] = append(q.byGroup[gi], i)
 		for _, w := range t.v.Def.Windows {
-			if _, ok := seen[w]; ok {
-				continue
+			if _, ok := q.covers.m[w]; ok {
+				continue // its cover is in ranges already
 			}
-			seen[w] = struct{}{}
-			for _, b := range tile.Cover(now, w) {
+			for _, b := range q.covers.get(w) {
 				r, ok := ranges[b.Level]
 				if !ok {
 					r = rng{b.Start, b.Start}

@@ -910,7 +910,6 @@ func aggregate(in []incoming, versions map[string][]*version) *batch {
 // and the log rows of the tenant events among them.
 type eventLog struct {
 	candidates []incoming
-	logged     map[logKey]struct{} // the tenant events among the candidates
 	tn, ids    []string
 	parts      []int16
 	times, at  []time.Time
@@ -929,12 +928,13 @@ type logResult struct {
 // the log keeps what was accepted and the live path does not encode it
 // again.
 func prepareLog(in []incoming) (*eventLog, error) {
-	lg := &eventLog{candidates: make([]incoming, 0, len(in)), logged: make(map[logKey]struct{}, len(in))}
+	lg := &eventLog{candidates: make([]incoming, 0, len(in))}
+	logged := make(map[logKey]struct{}, len(in)) // the tenant events among the candidates
 	for i, x := range in {
 		giveWay(i)
 		if !x.ledger {
 			k := logKey{x.tenant, x.ev.ID}
-			if _, dup := lg.logged[k]; dup {
+			if _, dup := logged[k]; dup {
 				continue // the same id twice in the batch counts once
 			}
 			body := x.raw
@@ -944,7 +944,7 @@ func prepareLog(in []incoming) (*eventLog, error) {
 					return nil, err
 				}
 			}
-			lg.logged[k] = struct{}{}
+			logged[k] = struct{}{}
 			lg.tn, lg.ids, lg.parts = append(lg.tn, x.tenant), append(lg.ids, x.ev.ID), append(lg.parts, partOf(x.ev.ID))
 			lg.times, lg.at, lg.bodies = append(lg.times, x.ev.Time), append(lg.at, x.at), append(lg.bodies, body)
 		}
