@@ -15,8 +15,8 @@ import (
 )
 
 // Applying events: a batch of events is first aggregated in memory, one
-// tile.State per touched tile row, then written with a fixed number of
-// statements whatever the batch size (never one statement per event):
+// tile.State per touched tile row, then written with a few statements (one
+// per tileChunk rows and phase; never one statement per event):
 //
 //  1. SELECT … FOR UPDATE the rows that exist, in key order;
 //  2. INSERT the others with their final state (in key order; a row
@@ -284,58 +284,134 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx, cache *tileCache, stats *t
 	return out, nil
 }
 
+// tileChunk is how many rows one statement of writeOptimistic writes.
+// The server encodes the next chunk while PostgreSQL writes this one;
+// smaller chunks overlap more but cost a statement each.
+const tileChunk = 1024
+
 // writeOptimistic runs phases 1 and 2 of write and returns the keys left
-// for the locking path, in key order.
+// for the locking path, in key order. Rows go in chunks of tileChunk, in
+// key order: each chunk's statement runs (stmtPipe) while the next chunk
+// is merged and encoded, so the server's encoding and PostgreSQL's writing
+// overlap instead of taking turns.
 func (b *batch) writeOptimistic(ctx context.Context, tx pgx.Tx, cache *tileCache, keys []tileKey,
-	out map[tileKey]cachedTile, stats *tileWrites) ([]tileKey, error) {
-	var hit, miss tileArrays
-	var xmins []string
-	for i, k := range keys {
-		giveWay(i)
+	out map[tileKey]cachedTile, stats *tileWrites) (_ []tileKey, err error) {
+	var hits, misses []tileKey
+	var cached []cachedTile
+	for _, k := range keys {
 		if c, ok := cache.get(k); ok {
-			if old, err := decodeBundle(c.raw); err == nil {
-				raw, err := mergeBundle(old, b.tiles[k])
-				if err != nil {
-					return nil, err
-				}
-				hit.append(k, raw)
-				xmins = append(xmins, strconv.FormatUint(uint64(c.xmin), 10))
+			hits, cached = append(hits, k), append(cached, c)
+		} else {
+			misses = append(misses, k)
+		}
+	}
+	// Statements in flight write out, stats and redo, one at a time; this
+	// goroutine reads them only after the pipe is drained.
+	var redo []tileKey
+	var p stmtPipe
+	defer func() {
+		if werr := p.wait(); err == nil {
+			err = werr
+		}
+	}()
+	for lo := 0; lo < len(hits); lo += tileChunk {
+		var arr tileArrays
+		var xmins []string
+		for i := lo; i < min(lo+tileChunk, len(hits)); i++ {
+			giveWay(i)
+			k := hits[i]
+			old, derr := decodeBundle(cached[i].raw)
+			if derr != nil {
+				redo = append(redo, k) // the locking path reads the row
 				continue
 			}
-		}
-		raw, err := mergeBundle(nil, b.tiles[k])
-		if err != nil {
-			return nil, err
-		}
-		miss.append(k, raw)
-	}
-	var redo []tileKey
-	if len(hit.tenant) > 0 {
-		updated, err := updateTiles(ctx, tx, &hit, xmins)
-		if err != nil {
-			return nil, err
-		}
-		for i := range hit.tenant {
-			k := hit.key(i)
-			if x, ok := updated[k]; ok {
-				out[k] = cachedTile{raw: hit.state[i], xmin: x}
-				stats.hits++
-			} else {
-				redo = append(redo, k)
-				stats.stale++
+			raw, err := mergeBundle(old, b.tiles[k])
+			if err != nil {
+				return nil, err
 			}
+			arr.append(k, raw)
+			xmins = append(xmins, strconv.FormatUint(uint64(cached[i].xmin), 10))
 		}
-	}
-	if len(miss.tenant) > 0 {
-		n, raced, err := insertInto(ctx, tx, &miss, out)
-		if err != nil {
+		if len(arr.tenant) == 0 {
+			continue
+		}
+		if err := p.run(func() error {
+			updated, err := updateTiles(ctx, tx, &arr, xmins)
+			if err != nil {
+				return err
+			}
+			for i := range arr.tenant {
+				k := arr.key(i)
+				if x, ok := updated[k]; ok {
+					out[k] = cachedTile{raw: arr.state[i], xmin: x}
+					stats.hits++
+				} else {
+					redo = append(redo, k)
+					stats.stale++
+				}
+			}
+			return nil
+		}); err != nil {
 			return nil, err
 		}
-		stats.inserted += n
-		redo = append(redo, raced...)
+	}
+	for lo := 0; lo < len(misses); lo += tileChunk {
+		var arr tileArrays
+		for i := lo; i < min(lo+tileChunk, len(misses)); i++ {
+			giveWay(i)
+			raw, err := mergeBundle(nil, b.tiles[misses[i]])
+			if err != nil {
+				return nil, err
+			}
+			arr.append(misses[i], raw)
+		}
+		if err := p.run(func() error {
+			n, raced, err := insertInto(ctx, tx, &arr, out)
+			if err != nil {
+				return err
+			}
+			stats.inserted += n
+			redo = append(redo, raced...)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.wait(); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(redo, tileKey.compare)
 	return redo, nil
+}
+
+// stmtPipe runs the statements of one transaction one at a time, each in
+// a goroutine, while the caller prepares the next: run waits for the
+// statement in flight before starting another (a connection runs one
+// statement at a time), and the caller must wait before it returns.
+type stmtPipe struct {
+	done chan error // nil: no statement in flight
+}
+
+// run waits for the statement in flight, then starts f; it returns the
+// error of the statement it waited for.
+func (p *stmtPipe) run(f func() error) error {
+	if err := p.wait(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	p.done = done
+	go func() { done <- f() }()
+	return nil
+}
+
+// wait waits for the statement in flight, if any, and returns its error.
+func (p *stmtPipe) wait() error {
+	if p.done == nil {
+		return nil
+	}
+	err := <-p.done
+	p.done = nil
+	return err
 }
 
 // updateTiles writes upd's states and returns the new xmin of each row
@@ -499,8 +575,8 @@ type limits interface {
 // are tracked while the tenant is under its limit; it returns those
 // refused (the caller drops their tiles with dropRefused).
 //
-// The live path runs it in its own short transaction, committed before
-// the batch's tile transaction: two batches that meet one new entity (the
+// The live path runs it in its own short transaction, beside the batch's
+// tile transaction and committed before that one writes a tile: two batches that meet one new entity (the
 // events topic spreads an entity over every partition) then wait for each
 // other's entity row only for that short transaction, not for the whole
 // tile write — that wait and the tenant's count row were the live path's

@@ -650,27 +650,82 @@ func (w *worker) applyOnce(ctx context.Context, parts []partApply) error {
 		in = append(in, w.decode(pa.k.topic, pa.recs)...)
 	}
 	tenants := tenantsOf(in)
-	// Phase 1, its own short transaction: track the entities of the batch
-	// (see admitEntities), before the tile transaction takes a connection
-	// (one connection at a time: a transaction never waits for a second one).
-	gens, refusedSet, err := w.admit(ctx, in, tenants)
-	if err != nil {
+	// The entities of the batch are tracked (see admitEntities) in a short
+	// transaction of their own, on a second connection, while this one
+	// locks the tenants, logs the events and aggregates them: PostgreSQL
+	// runs the two on its two cores. The admission commits before the
+	// tiles are written (the refused entities' tiles are dropped first), so
+	// tracked entities still run ahead of aggregated ones, never behind.
+	// No deadlock: the admission holds one connection and waits for
+	// nothing this transaction holds. It reads the tenants' generations
+	// without locking them (a definition change queued behind this
+	// transaction's FOR SHARE would otherwise hold the admission back, and
+	// this transaction waits for the admission); the generations are
+	// compared before any tile is written, and a change in between redoes
+	// the batch.
+	// A tenant's generation row is created by the first transaction that
+	// meets it, and a second one inserting it waits for the first to end:
+	// so while the batch has a tenant this process has not seen committed,
+	// the admission runs (and commits) first, alone.
+	admitted := make(chan admission, 1)
+	if !w.allKnown(tenants) {
+		var a admission
+		a.gens, a.refused, a.err = w.admit(ctx, in, tenants, true)
+		if a.err != nil {
+			return a.err
+		}
+		admitted <- a
+		_, err := w.tileTx(ctx, parts, in, tenants, admitted)
 		return err
 	}
+	go func() {
+		var a admission
+		a.gens, a.refused, a.err = w.admit(ctx, in, tenants, false)
+		admitted <- a
+	}()
+	adm, err := w.tileTx(ctx, parts, in, tenants, admitted)
+	if adm == nil {
+		<-admitted // the admission's goroutine ends with this call
+	}
+	return err
+}
+
+// allKnown reports whether every tenant's generation row is known to
+// exist (markKnown).
+func (w *worker) allKnown(tenants []string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, t := range tenants {
+		if _, ok := w.known[t]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// admission is what w.admit returns, from its goroutine.
+type admission struct {
+	gens    map[string]int64
+	refused map[entityRef]struct{}
+	err     error
+}
+
+// tileTx is the tile transaction of applyOnce; admitted delivers the
+// batch's entity admission, which it receives (and then returns) before
+// it writes tiles. A nil admission means it was not received yet.
+func (w *worker) tileTx(ctx context.Context, parts []partApply, in []incoming, tenants []string,
+	admitted <-chan admission) (*admission, error) {
 	tx, err := w.e.pool.Begin(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback(ctx)
 	if err := asyncCommit(ctx, tx); err != nil {
-		return err
+		return nil, err
 	}
-	versions, gens2, err := w.lockTenants(ctx, tx, tenants)
+	versions, gens2, err := w.lockTenants(ctx, tx, tenants, true)
 	if err != nil {
-		return err
-	}
-	if !maps.Equal(gens, gens2) {
-		return errGenerationMoved
+		return nil, err
 	}
 	// The event log's INSERT runs while this goroutine aggregates: every
 	// candidate is assumed new (a redelivered event is rare), and the batch
@@ -679,7 +734,7 @@ func (w *worker) applyOnce(ctx context.Context, parts []partApply) error {
 	// uses tx meanwhile.
 	lg, err := prepareLog(in)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	logged := make(chan logResult, 1)
 	go func() {
@@ -689,17 +744,24 @@ func (w *worker) applyOnce(ctx context.Context, parts []partApply) error {
 	fresh := lg.candidates
 	b := aggregate(fresh, versions)
 	lr := <-logged
+	adm := <-admitted
 	if lr.err != nil {
-		return lr.err
+		return &adm, lr.err
+	}
+	if adm.err != nil {
+		return &adm, adm.err
+	}
+	if !maps.Equal(adm.gens, gens2) {
+		return &adm, errGenerationMoved
 	}
 	if lr.inserted != nil {
 		fresh = lg.fresh(lr.inserted)
 		b = aggregate(fresh, versions)
 	}
-	refused := b.dropRefused(refusedSet)
+	refused := b.dropRefused(adm.refused)
 	st, written, err := w.writeTurn(ctx, tx, b, parts)
 	if err != nil {
-		return err
+		return &adm, err
 	}
 	w.e.m.tileWrites.WithLabelValues("cached").Add(float64(st.hits))
 	w.e.m.tileWrites.WithLabelValues("stale").Add(float64(st.stale))
@@ -715,7 +777,7 @@ func (w *worker) applyOnce(ctx context.Context, parts []partApply) error {
 		w.e.m.applied.WithLabelValues(src).Inc()
 	}
 	w.e.m.deduped.Add(float64(len(in) - len(fresh)))
-	return nil
+	return &adm, nil
 }
 
 // writeTurn writes b's tiles, advances the partitions' positions and
@@ -759,7 +821,7 @@ func applies(v *version, x *incoming) bool {
 // entity may be tracked ahead of its tiles, never behind) in its own
 // transaction and returns the tenants' generations it saw and the entities
 // refused by features.max_entities.
-func (w *worker) admit(ctx context.Context, in []incoming, tenants []string) (map[string]int64, map[entityRef]struct{}, error) {
+func (w *worker) admit(ctx context.Context, in []incoming, tenants []string, lock bool) (map[string]int64, map[entityRef]struct{}, error) {
 	tx, err := w.e.pool.Begin(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -770,7 +832,7 @@ func (w *worker) admit(ctx context.Context, in []incoming, tenants []string) (ma
 	if err := asyncCommit(ctx, tx); err != nil {
 		return nil, nil, err
 	}
-	versions, gens, err := w.lockTenants(ctx, tx, tenants)
+	versions, gens, err := w.lockTenants(ctx, tx, tenants, lock)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -808,10 +870,15 @@ func tenantsOf(in []incoming) []string {
 // lockTenants takes the tenants' generation rows FOR SHARE (creating the
 // missing ones, which a definition change then waits for) and returns
 // their live versions, from the cache when the generation did not move.
-func (w *worker) lockTenants(ctx context.Context, tx pgx.Tx, tenants []string) (map[string][]*version, map[string]int64, error) {
+// Without lock it only reads the generations (and creates nothing).
+func (w *worker) lockTenants(ctx context.Context, tx pgx.Tx, tenants []string, lock bool) (map[string][]*version, map[string]int64, error) {
 	out := make(map[string][]*version, len(tenants))
 	if len(tenants) == 0 {
 		return out, nil, nil
+	}
+	q := `SELECT tenant_id, generation FROM feature_tenants WHERE tenant_id = ANY($1)`
+	if !lock {
+		return w.tenantVersions(ctx, tx, q, tenants, out)
 	}
 	var missing []string
 	w.mu.Lock()
@@ -827,8 +894,15 @@ func (w *worker) lockTenants(ctx context.Context, tx pgx.Tx, tenants []string) (
 			return nil, nil, fmt.Errorf("feature tenants: %w", err)
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT tenant_id, generation FROM feature_tenants
-		WHERE tenant_id = ANY($1) ORDER BY tenant_id COLLATE "C" FOR SHARE`, tenants)
+	return w.tenantVersions(ctx, tx, q+` ORDER BY tenant_id COLLATE "C" FOR SHARE`, tenants, out)
+}
+
+// tenantVersions runs q (tenant, generation rows) and fills out with the
+// live versions of each tenant found, from the cache when the generation
+// did not move.
+func (w *worker) tenantVersions(ctx context.Context, tx pgx.Tx, q string, tenants []string,
+	out map[string][]*version) (map[string][]*version, map[string]int64, error) {
+	rows, err := tx.Query(ctx, q, tenants)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lock feature tenants: %w", err)
 	}
