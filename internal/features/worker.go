@@ -237,14 +237,14 @@ type pipe struct {
 	pending  atomic.Int64   // the same, as a number
 
 	mu      sync.Mutex
-	waiting map[tp][]kgo.FetchTopicPartition // guarded by mu: polled, not taken, in offset order
-	busy    map[tp]bool                      // guarded by mu: taken by an applier
-	records int                              // guarded by mu: records polled and not finished
-	wake    chan struct{}                    // guarded by mu: closed at every change
+	waiting map[tp][]polled // guarded by mu: polled, not taken, in offset order
+	busy    map[tp]bool     // guarded by mu: taken by an applier
+	records int             // guarded by mu: records polled and not finished
+	wake    chan struct{}   // guarded by mu: closed at every change
 }
 
 func newPipe(ctx context.Context, w *worker, cancel context.CancelCauseFunc) *pipe {
-	p := &pipe{w: w, ctx: ctx, cancel: cancel, gate: newGate(), waiting: make(map[tp][]kgo.FetchTopicPartition),
+	p := &pipe{w: w, ctx: ctx, cancel: cancel, gate: newGate(), waiting: make(map[tp][]polled),
 		busy: make(map[tp]bool), wake: make(chan struct{})}
 	for range maxAppliers {
 		p.wg.Add(1)
@@ -259,13 +259,22 @@ func (p *pipe) changed() {
 	p.wake = make(chan struct{})
 }
 
-// dispatch queues a polled partition's records (waiting while too many
-// records are queued: back pressure on polling).
+// polled is one fetch of one partition, its records decoded.
+type polled struct {
+	recs []*kgo.Record
+	in   []incoming
+}
+
+// dispatch decodes a polled partition's records and queues them (waiting
+// while too many records are queued: back pressure on polling). Decoding
+// here, on the polling goroutine, overlaps it with the transactions in
+// flight rather than adding it to the next one.
 func (p *pipe) dispatch(fp kgo.FetchTopicPartition) {
 	n := len(fp.Records)
 	if fp.Err != nil || n == 0 {
 		return
 	}
+	in := p.w.decode(fp.Topic, fp.Records)
 	lag := fp.HighWatermark - fp.Records[n-1].Offset - 1
 	p.w.e.m.consumerLag.WithLabelValues(fp.Topic, strconv.Itoa(int(fp.Partition))).Set(float64(max(lag, 0)))
 	limit := pendingPolls * p.w.e.cfg.BatchRecords
@@ -287,7 +296,7 @@ func (p *pipe) dispatch(fp kgo.FetchTopicPartition) {
 		return
 	}
 	k := tp{fp.Topic, fp.Partition}
-	p.waiting[k] = append(p.waiting[k], fp)
+	p.waiting[k] = append(p.waiting[k], polled{recs: fp.Records, in: in})
 	p.records += n
 	p.inflight.Add(1)
 	p.pending.Add(1)
@@ -296,10 +305,11 @@ func (p *pipe) dispatch(fp kgo.FetchTopicPartition) {
 }
 
 // partBatch is the records of one partition taken by an applier, from
-// fetches polls consecutive fetches.
+// fetches polls consecutive fetches, and what they decoded to.
 type partBatch struct {
 	k       tp
 	recs    []*kgo.Record
+	in      []incoming
 	fetches int
 }
 
@@ -317,11 +327,12 @@ func (p *pipe) take() (batch []partBatch, ok bool) {
 				continue
 			}
 			pb := partBatch{k: k}
-			for len(fs) > 0 && (n == 0 || n+len(fs[0].Records) <= p.w.e.cfg.BatchRecords) {
-				pb.recs = append(pb.recs, fs[0].Records...)
-				n += len(fs[0].Records)
+			for len(fs) > 0 && (n == 0 || n+len(fs[0].recs) <= p.w.e.cfg.BatchRecords) {
+				pb.recs = append(pb.recs, fs[0].recs...)
+				pb.in = append(pb.in, fs[0].in...)
+				n += len(fs[0].recs)
 				pb.fetches++
-				fs[0] = kgo.FetchTopicPartition{} // the backing array outlives it: let its records go
+				fs[0] = polled{} // the backing array outlives it: let its records go
 				fs = fs[1:]
 			}
 			if pb.fetches == 0 {
@@ -400,7 +411,7 @@ func (p *pipe) drainWaiting() {
 	fetches := 0
 	for k, fs := range p.waiting {
 		for _, f := range fs {
-			p.records -= len(f.Records)
+			p.records -= len(f.recs)
 		}
 		fetches += len(fs)
 		delete(p.waiting, k)
@@ -524,6 +535,7 @@ const maxApplyAttempts = 5
 type partApply struct {
 	k              tp
 	recs           []*kgo.Record
+	in             []incoming // recs decoded (those that decode)
 	expected, next int64
 }
 
@@ -539,16 +551,19 @@ func (w *worker) applyBatch(ctx context.Context, batch []partBatch) error {
 			unplaced = append(unplaced, pb.k)
 			continue
 		}
-		recs := pb.recs
+		recs, in := pb.recs, pb.in
 		if expected >= 0 {
 			// Records below the stored position were applied already (a
 			// refetch after a rebalance): never twice.
 			for len(recs) > 0 && recs[0].Offset < expected {
 				recs = recs[1:]
 			}
+			for len(in) > 0 && in[0].offset < expected {
+				in = in[1:]
+			}
 		}
 		if len(recs) > 0 {
-			parts = append(parts, partApply{k: pb.k, recs: recs, expected: expected, next: recs[len(recs)-1].Offset + 1})
+			parts = append(parts, partApply{k: pb.k, recs: recs, in: in, expected: expected, next: recs[len(recs)-1].Offset + 1})
 		}
 	}
 	w.mu.Unlock()
@@ -601,6 +616,7 @@ type incoming struct {
 	ledger bool
 	at     time.Time // acceptance (record timestamp)
 	raw    []byte    // the record's value: the event as the log stores it (tenant events only)
+	offset int64     // the record's
 }
 
 func (w *worker) decode(topic string, recs []*kgo.Record) []incoming {
@@ -619,7 +635,7 @@ func (w *worker) decode(topic string, recs []*kgo.Record) []incoming {
 				w.e.m.late.Inc()
 				continue
 			}
-			out = append(out, incoming{tenant: tenant, ev: ev, at: r.Timestamp, raw: r.Value})
+			out = append(out, incoming{tenant: tenant, ev: ev, at: r.Timestamp, raw: r.Value, offset: r.Offset})
 			continue
 		}
 		tenant, ev, ok, err := decodeEntry(r.Value)
@@ -627,7 +643,7 @@ func (w *worker) decode(topic string, recs []*kgo.Record) []incoming {
 			w.e.cfg.Logger.Error("features worker: undecodable entries record skipped", "offset", r.Offset, "err", err)
 		}
 		if ok {
-			out = append(out, incoming{tenant: tenant, ev: ev, ledger: true, at: r.Timestamp})
+			out = append(out, incoming{tenant: tenant, ev: ev, ledger: true, at: r.Timestamp, offset: r.Offset})
 		}
 	}
 	return out
@@ -647,7 +663,7 @@ var errGenerationMoved = errors.New("features: definitions changed during the ba
 func (w *worker) applyOnce(ctx context.Context, parts []partApply) error {
 	var in []incoming
 	for _, pa := range parts {
-		in = append(in, w.decode(pa.k.topic, pa.recs)...)
+		in = append(in, pa.in...)
 	}
 	tenants := tenantsOf(in)
 	// The entities of the batch are tracked (see admitEntities) in a short
