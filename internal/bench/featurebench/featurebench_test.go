@@ -58,6 +58,16 @@ func TestSmoke(t *testing.T) {
 	if !strings.Contains(out.String(), "floor of the read phase: GET /healthz (no work) p99 ") {
 		t.Errorf("no floor line in:\n%s", out.String())
 	}
+	// With PostgreSQL's CPU measured, the ingest target is also put as a
+	// CPU budget per event.
+	if _, ok := rep.Value("cpu_seconds_per_1k_events", "engine_postgres"); ok {
+		if c, ok := rep.Value("ingest_cpu_ceiling_events_per_sec", "engine"); !ok || c <= 0 {
+			t.Errorf("PostgreSQL's CPU measured but no positive CPU ceiling (%v, %v)", c, ok)
+		}
+		if !strings.Contains(out.String(), "CPU budget: the engine spends ") {
+			t.Errorf("no CPU budget line in:\n%s", out.String())
+		}
+	}
 	path := t.TempDir() + "/bench.json"
 	if err := rep.WriteJSON(path); err != nil {
 		t.Fatal(err)

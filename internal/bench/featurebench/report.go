@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"text/tabwriter"
 )
@@ -107,6 +108,18 @@ func (r *Report) print(out io.Writer) {
 		" reads measured while %.0f events/s (half the engine's maximum) arrived %s\n",
 		eng/nv, eng/co, r.Entities, r.ReadPhaseIngestRate, map[string]string{ReadIngestTopic: "on the events topic",
 			ReadIngestHTTP: "through POST /v1/events"}[r.ReadIngest])
+	srv, _ := r.Value("cpu_seconds_per_1k_events", "engine_server")
+	pg, _ := r.Value("cpu_seconds_per_1k_events", "engine_postgres")
+	if ceil, ok := r.Value("ingest_cpu_ceiling_events_per_sec", "engine"); ok && nv > 0 {
+		// The ingest target as a CPU budget: how much work per event this
+		// machine's cores allow at 20× the baseline, against what the
+		// engine spends (docs/features.md, "Where the ingest ceiling is").
+		cores := float64(runtime.NumCPU())
+		fmt.Fprintf(out, "CPU budget: the engine spends %.1f µs of CPU per event (server %.1f + PostgreSQL %.1f);"+
+			" %.0f cores allow at most %.0f events/s at that cost with nothing else running (%.0f%% of it reached);"+
+			" 20× naive (%.0f events/s) leaves at most %.1f µs per event\n",
+			(srv+pg)*1000, srv*1000, pg*1000, cores, ceil, eng/ceil*100, 20*nv, cores/(20*nv)*1e6)
+	}
 	if hz, ok := r.Value("healthz_p99_ms", "http"); ok {
 		// The read targets against what a request that does no work gets
 		// in the same phase: on a machine whose cores are busy with the

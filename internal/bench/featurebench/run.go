@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -304,6 +305,12 @@ func (r *Report) rows(cfg *Config, in *ingestResult, ph *readPhase, pz pauseResu
 	if in.pgLocal {
 		r.add("cpu_seconds_per_1k_events", "engine_postgres", perK(in.pgEngine, eng.n), "s")
 		r.add("cpu_seconds_per_1k_events", "naive_postgres", perK(in.pgNaive, nv.n), "s")
+		// What this machine's cores allow at the engine's CPU per event,
+		// with nothing else running (no load generator, no broker): the
+		// ingest target is judged against it in the summary.
+		if perEvent := (m1.cpu - m0.cpu + in.pgEngine) / float64(eng.n); perEvent > 0 {
+			r.add("ingest_cpu_ceiling_events_per_sec", "engine", float64(runtime.NumCPU())/perEvent, "events/s")
+		}
 	}
 	if b := m1.batches - m0.batches; b > 0 {
 		r.add("engine_batch_records_avg", "engine", (m1.batchRecords-m0.batchRecords)/b, "records")
