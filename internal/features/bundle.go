@@ -119,7 +119,8 @@ func findEntry(es []bundleEntry, f fv) (bundleEntry, bool) {
 // mergeBundle merges the accumulated states of add into the bundle old
 // (nil: a new row) and returns the new encoding.
 func mergeBundle(old []bundleEntry, add map[fv]*tileAcc) ([]byte, error) {
-	out := slices.Clone(old)
+	out := make([]bundleEntry, len(old), len(old)+len(add)) // room for every insert
+	copy(out, old)
 	for f, a := range add {
 		i, found := slices.BinarySearchFunc(out, f, func(e bundleEntry, f fv) int { return e.compare(f) })
 		st := a.st

@@ -52,7 +52,22 @@ func (s *State) MarshalBinary() ([]byte, error) {
 	if s.sumOverflow {
 		flags |= flagOverflow
 	}
-	b := make([]byte, 0, 16+8*len(s.distinct.exact))
+	// Sized for what follows, so appending never grows it (growing was
+	// most of this function's cost).
+	n := 2 + 2*binary.MaxVarintLen64 + 8*len(s.distinct.exact)
+	if s.ints > 0 {
+		n += binary.MaxVarintLen64 + 8*len(s.sum) + 2*17
+	}
+	if s.hasStr {
+		n += 2*binary.MaxVarintLen64 + len(s.minStr) + len(s.maxStr)
+	}
+	if s.hasLast {
+		n += 1 + 17 + 3*binary.MaxVarintLen64 + len(s.last.Str()) + len(s.lastID)
+	}
+	if s.distinct.hll != nil {
+		n += len(s.distinct.hll)
+	}
+	b := make([]byte, 0, n)
 	b = append(b, stateVersion, flags)
 	b = binary.AppendUvarint(b, uint64(s.count))
 	if s.ints > 0 {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -463,6 +464,46 @@ func TestDistinctUnion(t *testing.T) {
 			if !set[h] {
 				t.Fatalf("union holds %d", h)
 			}
+		}
+	}
+}
+
+// TestMarshalAllocatesOnce: MarshalBinary sizes its buffer for every part
+// a state has (integers, strings, last value, distinct set or sketch), so
+// encoding a tile is one allocation, not a series of growths.
+func TestMarshalAllocatesOnce(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	cases := map[string]func(s *State){
+		"ints": func(s *State) {
+			for i := range 50 {
+				s.AddFor(spec.AggSum, intv(int64(i)*1_000_003-7), t0, "e")
+			}
+		},
+		"strings and last": func(s *State) {
+			for i := range 20 {
+				s.Add(spec.StringValue(strings.Repeat("x", i)+"y"), t0.Add(time.Duration(i)*time.Second), "event-"+strconv.Itoa(i))
+			}
+		},
+		"exact distinct": func(s *State) {
+			for i := range 200 {
+				s.Add(intv(int64(i)), t0, "e")
+			}
+		},
+		"sketch": func(s *State) {
+			for i := range 2000 {
+				s.Add(intv(int64(i)), t0, "e")
+			}
+		},
+	}
+	for name, fill := range cases {
+		s := NewState()
+		fill(s)
+		if n := testing.AllocsPerRun(20, func() {
+			if _, err := s.MarshalBinary(); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 1 {
+			t.Errorf("%s: %v allocations per MarshalBinary, want 1", name, n)
 		}
 	}
 }
