@@ -184,3 +184,77 @@ func TestEntityLimit(t *testing.T) {
 		t.Fatalf("acme tracks %d entities (%v), want 2", tracked, err)
 	}
 }
+
+// TestKnownEntitiesKeepTheLimit: once the live path knows entities are
+// tracked it no longer probes them; their events still count, and a new
+// entity is still admitted or refused by features.max_entities exactly.
+func TestKnownEntitiesKeepTheLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	e.set("acme", control.KeyFeaturesMaxEntities, "3")
+	e.must(http.StatusCreated, "acme", "POST", "/v1/features/definitions", countDef("n"))
+	eventually(t, 10*time.Second, func() string {
+		r := e.must(http.StatusOK, "acme", "GET", "/v1/features/definitions/n", nil)
+		if s := r.body["versions"].([]any)[0].(map[string]any)["state"]; s != "active" {
+			return fmt.Sprint("state ", s)
+		}
+		return ""
+	})
+	sent := map[string]int{}
+	id := 0
+	send := func(cards ...string) {
+		var evs []any
+		for _, c := range cards {
+			id++
+			evs = append(evs, ev(fmt.Sprint("k", id), time.Now(), map[string]any{"card": c}))
+			sent[c]++
+		}
+		e.must(http.StatusAccepted, "acme", "POST", "/v1/events", map[string]any{"events": evs})
+	}
+	// sendUntilKnown sends batches of cards until the live path knows n
+	// entities (their tracking's WAL flushed).
+	sendUntilKnown := func(n float64, cards ...string) {
+		eventually(t, 20*time.Second, func() string {
+			send(cards...)
+			time.Sleep(100 * time.Millisecond)
+			if got := e.series("bulwark_features_entities_known")[""]; got != n {
+				return fmt.Sprintf("entities known: %v, want %v", got, n)
+			}
+			return ""
+		})
+	}
+	sendUntilKnown(2, "a", "b")
+	send("a", "b", "c", "d") // one of c and d is the third entity, the other the fourth
+	count := func(card string) float64 {
+		r := e.must(http.StatusOK, "acme", "GET", "/v1/features/card/"+card, nil)
+		return r.body["features"].(map[string]any)["n"].(map[string]any)["values"].(map[string]any)["1h"].(float64)
+	}
+	eventually(t, 20*time.Second, func() string {
+		// Which of c and d is admitted depends on the order their
+		// partitions are applied in; exactly one is.
+		got := fmt.Sprint(count("a"), count("b"), count("c")+count("d"))
+		if want := fmt.Sprint(sent["a"], sent["b"], 1); got != want {
+			return fmt.Sprintf("counts a, b, c+d: %s, want %s", got, want)
+		}
+		return ""
+	})
+	// More events of both: the admitted one counts them all, the refused
+	// one none, however long the live path has known the admitted one.
+	sendUntilKnown(3, "c", "d")
+	send("c", "d")
+	eventually(t, 20*time.Second, func() string {
+		c, d := count("c"), count("d")
+		if (c == float64(sent["c"]) && d == 0) || (d == float64(sent["d"]) && c == 0) {
+			return ""
+		}
+		return fmt.Sprintf("c %v d %v of %d each: one must count all, the other none", c, d, sent["c"])
+	})
+	var tracked, counted int
+	if err := e.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM feature_entities WHERE tenant_id = 'acme'),
+		(SELECT entities FROM feature_entity_counts WHERE tenant_id = 'acme')`).Scan(&tracked, &counted); err != nil {
+		t.Fatal(err)
+	}
+	if tracked != 3 || counted != 3 {
+		t.Fatalf("acme tracks %d entities and counts %d, want 3 and 3", tracked, counted)
+	}
+}

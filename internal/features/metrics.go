@@ -15,6 +15,7 @@ type metrics struct {
 	deduped       prometheus.Counter
 	late          prometheus.Counter
 	refused       prometheus.Counter
+	entitiesKnown prometheus.Gauge
 	batchRecords  prometheus.Histogram
 	commitSeconds prometheus.Histogram
 	fenced        prometheus.Counter
@@ -41,6 +42,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Tenant events older than features.allowed_lateness_seconds at acceptance: dropped, not aggregated."}),
 		refused: f.NewCounter(prometheus.CounterOpts{Name: "bulwark_features_entities_refused_total",
 			Help: "Entity updates not aggregated because the tenant tracks features.max_entities entities already."}),
+		entitiesKnown: f.NewGauge(prometheus.GaugeOpts{Name: "bulwark_features_entities_known",
+			Help: "Entities this process's live path knows are tracked durably (its admission does not probe them)."}),
 		batchRecords: f.NewHistogram(prometheus.HistogramOpts{Name: "bulwark_features_batch_records",
 			Help: "Records applied per live transaction (one or more partitions).", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
 		commitSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "bulwark_features_commit_seconds",

@@ -58,6 +58,8 @@ type worker struct {
 	pos map[tp]int64 // guarded by mu
 	// known are tenants whose feature_tenants row exists.
 	known map[string]struct{} // guarded by mu
+	// entities are those the live path knows are tracked.
+	entities *knownEntities
 	// writeMu is the write turn: held by the transaction writing tiles
 	// (see writeTurn).
 	writeMu sync.Mutex
@@ -86,7 +88,8 @@ func (e *Engine) RunWorker(ctx context.Context) error {
 	if err := e.EnsureTopics(ctx); err != nil && ctx.Err() == nil {
 		e.cfg.Logger.Warn("features: ensure topics", "err", err)
 	}
-	w := &worker{e: e, brokers: brokers, pos: make(map[tp]int64), known: make(map[string]struct{})}
+	w := &worker{e: e, brokers: brokers, pos: make(map[tp]int64), known: make(map[string]struct{}),
+		entities: newKnownEntities(maxKnownEntities)}
 	for ctx.Err() == nil {
 		err := w.session(ctx)
 		if ctx.Err() != nil {
@@ -860,6 +863,16 @@ func (w *worker) admit(ctx context.Context, in []incoming, tenants []string, loc
 			}
 		}
 	}
+	// Entities known to be tracked durably are not probed (knownEntities);
+	// the WAL position is read before the probe, so that it is past every
+	// admission committed before it.
+	mark := w.entities.mark()
+	wal, err := readWAL(ctx, tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	w.entities.observe(mark, wal)
+	w.entities.drop(b.entities)
 	refused, err := b.admitEntities(ctx, tx, w.e.lim, control.KeyFeaturesMaxEntities)
 	if err != nil {
 		return nil, nil, err
@@ -868,6 +881,14 @@ func (w *worker) admit(ctx context.Context, in []incoming, tenants []string, loc
 		return nil, nil, err
 	}
 	w.markKnown(tenants)
+	seen := make([]entityRef, 0, len(b.entities))
+	for r := range b.entities {
+		if _, no := refused[r]; !no {
+			seen = append(seen, r)
+		}
+	}
+	w.entities.add(seen)
+	w.e.m.entitiesKnown.Set(float64(w.entities.size()))
 	return gens, refused, nil
 }
 
