@@ -52,28 +52,6 @@ type tileAcc struct {
 	newest int64 // unix µs
 }
 
-// tileRow is what a batch adds to one tile row: a partial state per
-// feature version. A row has a few entries (the features of one entity
-// field), found by a linear scan, which costs less than hashing a
-// feature's name for every event and level (as a map did).
-type tileRow []rowEntry
-
-type rowEntry struct {
-	f   fv
-	acc tileAcc
-}
-
-// acc returns f's entry, adding an empty one if there is none.
-func (r *tileRow) acc(f fv) *tileAcc {
-	for i := range *r {
-		if (*r)[i].f == f {
-			return &(*r)[i].acc
-		}
-	}
-	*r = append(*r, rowEntry{f: f, acc: tileAcc{st: tile.NewState()}})
-	return &(*r)[len(*r)-1].acc
-}
-
 // entityRef is one entity of one tenant, for the entity limit.
 type entityRef struct{ Tenant, Field, Entity string }
 
@@ -84,7 +62,7 @@ func (a entityRef) compare(b entityRef) int {
 // batch aggregates events into tile states: per tile row, per feature
 // version.
 type batch struct {
-	tiles    map[tileKey]*tileRow
+	tiles    map[tileKey]map[fv]*tileAcc
 	entities map[entityRef]struct{}
 	events   int
 	// memo holds the tile rows of the last (event, entity) added: an
@@ -94,12 +72,12 @@ type batch struct {
 	memo struct {
 		ev   *spec.Event
 		ref  entityRef
-		rows [tile.Levels]*tileRow
+		rows [tile.Levels]map[fv]*tileAcc
 	}
 }
 
 func newBatch() *batch {
-	return &batch{tiles: make(map[tileKey]*tileRow), entities: make(map[entityRef]struct{})}
+	return &batch{tiles: make(map[tileKey]map[fv]*tileAcc), entities: make(map[entityRef]struct{})}
 }
 
 // EntityKey is the text form of an entity value: strings as they are,
@@ -153,7 +131,7 @@ func (b *batch) add(v *version, ev *spec.Event) {
 	ref := entityRef{v.Tenant, v.Def.Entity, entity}
 	if b.memo.ev != ev || b.memo.ref != ref {
 		b.entities[ref] = struct{}{}
-		b.memo.ev, b.memo.ref, b.memo.rows = ev, ref, [tile.Levels]*tileRow{}
+		b.memo.ev, b.memo.ref, b.memo.rows = ev, ref, [tile.Levels]map[fv]*tileAcc{}
 	}
 	us := ev.Time.UnixMicro()
 	f := fv{v.Name, v.Version}
@@ -163,12 +141,16 @@ func (b *batch) add(v *version, ev *spec.Event) {
 		if row == nil {
 			k := tileKey{v.Tenant, v.Def.Entity, entity, int16(bk.Level), bk.Start}
 			if row = b.tiles[k]; row == nil {
-				row = &tileRow{}
+				row = make(map[fv]*tileAcc, 1)
 				b.tiles[k] = row
 			}
 			b.memo.rows[bk.Level] = row
 		}
-		a := row.acc(f)
+		a := row[f]
+		if a == nil {
+			a = &tileAcc{st: tile.NewState()}
+			row[f] = a
+		}
 		a.st.AddFor(v.Def.Aggregation, val, ev.Time, ev.ID)
 		a.newest = max(a.newest, us)
 	}
@@ -808,7 +790,7 @@ func (b *batch) dropRefused(refused map[entityRef]struct{}) int {
 	for k, row := range b.tiles {
 		if _, ok := refused[entityRef{k.Tenant, k.Field, k.Entity}]; ok {
 			delete(b.tiles, k)
-			n += len(*row)
+			n += len(row)
 		}
 	}
 	return n

@@ -118,11 +118,10 @@ func findEntry(es []bundleEntry, f fv) (bundleEntry, bool) {
 
 // mergeBundle merges the accumulated states of add into the bundle old
 // (nil: a new row) and returns the new encoding.
-func mergeBundle(old []bundleEntry, add *tileRow) ([]byte, error) {
-	out := make([]bundleEntry, len(old), len(old)+len(*add)) // room for every insert
+func mergeBundle(old []bundleEntry, add map[fv]*tileAcc) ([]byte, error) {
+	out := make([]bundleEntry, len(old), len(old)+len(add)) // room for every insert
 	copy(out, old)
-	for j := range *add {
-		f, a := (*add)[j].f, &(*add)[j].acc
+	for f, a := range add {
 		i, found := slices.BinarySearchFunc(out, f, func(e bundleEntry, f fv) int { return e.compare(f) })
 		st := a.st
 		newest := a.newest

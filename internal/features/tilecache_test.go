@@ -74,7 +74,7 @@ func countBatch(keys []tileKey, n int) *batch {
 		for i := range n {
 			st.Add(spec.IntValue(spec.IntFromInt64(1)), at, fmt.Sprint(k.Entity, "-", i))
 		}
-		b.tiles[k] = &tileRow{{f: f, acc: tileAcc{st: st, newest: at.UnixMicro()}}}
+		b.tiles[k] = map[fv]*tileAcc{f: {st: st, newest: at.UnixMicro()}}
 	}
 	return b
 }
