@@ -30,23 +30,23 @@ import (
 //     moves those entities into the known set.
 //
 // WAL positions restart from the last flushed record after a crash, so a
-// stamp counts only under the postmaster that issued it (its start time);
-// pending entities of another are dropped (they are probed again). Known
-// entities were flushed, so a crash does not touch them. Nothing deletes
-// from feature_entities.
+// stamp counts only under the postmaster that issued it (its start time).
+// When the start time changes (a restart, or a failover to a replica that
+// may lack what the old primary flushed), everything is forgotten and
+// probed again. Nothing deletes from feature_entities.
 type knownEntities struct {
 	mu      sync.Mutex
 	known   map[entityRef]struct{}
 	pending []pendingEntities
-	seq     uint64 // of the next pending group
+	seq     uint64    // of the next pending group
+	started time.Time // the postmaster's start time the set is valid under
 	limit   int
 }
 
 type pendingEntities struct {
-	seq     uint64
-	refs    []entityRef
-	lsn     uint64 // 0: not stamped
-	started time.Time
+	seq  uint64
+	refs []entityRef
+	lsn  uint64 // 0: not stamped
 }
 
 // maxKnownEntities bounds the set (about 100 bytes an entity): past it,
@@ -88,13 +88,20 @@ func (k *knownEntities) mark() uint64 {
 func (k *knownEntities) observe(mark uint64, p walPosition) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if !k.started.Equal(p.started) {
+		// Another postmaster: stamps and flushes of the old one mean
+		// nothing here. Groups not stamped yet were seen before this read,
+		// possibly on the old server: dropped too.
+		k.started = p.started
+		clear(k.known)
+		clear(k.pending)
+		k.pending = k.pending[:0]
+		return
+	}
 	keep := k.pending[:0]
 	for _, g := range k.pending {
-		switch {
-		case g.lsn == 0 && g.seq < mark:
-			g.lsn, g.started = p.insert, p.started
-		case g.lsn != 0 && !g.started.Equal(p.started):
-			continue // stamped under a postmaster that has restarted since
+		if g.lsn == 0 && g.seq < mark {
+			g.lsn = p.insert
 		}
 		if g.lsn != 0 && g.lsn <= p.flush {
 			for _, r := range g.refs {
