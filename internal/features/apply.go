@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/bulwark-ledger/bulwark/internal/features/spec"
 	"github.com/bulwark-ledger/bulwark/internal/features/tile"
@@ -291,11 +292,11 @@ const tileChunk = 1024
 
 // writeOptimistic runs phases 1 and 2 of write and returns the keys left
 // for the locking path, in key order. Rows go in chunks of tileChunk, in
-// key order: each chunk's statement runs (stmtPipe) while the next chunk
-// is merged and encoded, so the server's encoding and PostgreSQL's writing
-// overlap instead of taking turns.
+// key order: each chunk's statement runs on a goroutine of its own while
+// the next chunk is merged and encoded, so the server's encoding and
+// PostgreSQL's writing overlap instead of taking turns.
 func (b *batch) writeOptimistic(ctx context.Context, tx pgx.Tx, cache *tileCache, keys []tileKey,
-	out map[tileKey]cachedTile, stats *tileWrites) (_ []tileKey, err error) {
+	out map[tileKey]cachedTile, stats *tileWrites) ([]tileKey, error) {
 	var hits, misses []tileKey
 	var cached []cachedTile
 	for _, k := range keys {
@@ -305,15 +306,13 @@ func (b *batch) writeOptimistic(ctx context.Context, tx pgx.Tx, cache *tileCache
 			misses = append(misses, k)
 		}
 	}
-	// Statements in flight write out, stats and redo, one at a time; this
-	// goroutine reads them only after the pipe is drained.
-	var redo []tileKey
-	var p stmtPipe
-	defer func() {
-		if werr := p.wait(); err == nil {
-			err = werr
-		}
-	}()
+	// One statement at a time (a connection runs one), each started once
+	// the one before has ended. They write out, stats and redo; this
+	// goroutine reads them only after Wait, and keeps its own list of the
+	// rows it sends to the locking path itself (unreadable).
+	var redo, unreadable []tileKey
+	run, wait := oneAtATime(ctx)
+	defer func() { _ = wait() }() // on an early return: no statement outlives the call
 	for lo := 0; lo < len(hits); lo += tileChunk {
 		var arr tileArrays
 		var xmins []string
@@ -322,7 +321,7 @@ func (b *batch) writeOptimistic(ctx context.Context, tx pgx.Tx, cache *tileCache
 			k := hits[i]
 			old, derr := decodeBundle(cached[i].raw)
 			if derr != nil {
-				redo = append(redo, k) // the locking path reads the row
+				unreadable = append(unreadable, k) // the locking path reads the row
 				continue
 			}
 			raw, err := mergeBundle(old, b.tiles[k])
@@ -335,7 +334,7 @@ func (b *batch) writeOptimistic(ctx context.Context, tx pgx.Tx, cache *tileCache
 		if len(arr.tenant) == 0 {
 			continue
 		}
-		if err := p.run(func() error {
+		if err := run(func() error {
 			updated, err := updateTiles(ctx, tx, &arr, xmins)
 			if err != nil {
 				return err
@@ -365,7 +364,7 @@ func (b *batch) writeOptimistic(ctx context.Context, tx pgx.Tx, cache *tileCache
 			}
 			arr.append(misses[i], raw)
 		}
-		if err := p.run(func() error {
+		if err := run(func() error {
 			n, raced, err := insertInto(ctx, tx, &arr, out)
 			if err != nil {
 				return err
@@ -377,41 +376,33 @@ func (b *batch) writeOptimistic(ctx context.Context, tx pgx.Tx, cache *tileCache
 			return nil, err
 		}
 	}
-	if err := p.wait(); err != nil {
+	if err := wait(); err != nil {
 		return nil, err
 	}
+	redo = append(redo, unreadable...)
 	slices.SortFunc(redo, tileKey.compare)
 	return redo, nil
 }
 
-// stmtPipe runs the statements of one transaction one at a time, each in
-// a goroutine, while the caller prepares the next: run waits for the
-// statement in flight before starting another (a connection runs one
-// statement at a time), and the caller must wait before it returns.
-type stmtPipe struct {
-	done chan error // nil: no statement in flight
-}
-
-// run waits for the statement in flight, then starts f; it returns the
-// error of the statement it waited for.
-func (p *stmtPipe) run(f func() error) error {
-	if err := p.wait(); err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	p.done = done
-	go func() { done <- f() }()
-	return nil
-}
-
-// wait waits for the statement in flight, if any, and returns its error.
-func (p *stmtPipe) wait() error {
-	if p.done == nil {
+// oneAtATime runs the statements of one transaction one at a time (a
+// connection runs one), each on a goroutine of its own once the one before
+// has ended, so that the caller prepares the next meanwhile. After a
+// failure run starts nothing more and returns it; wait waits for every
+// statement and returns the first failure.
+func oneAtATime(ctx context.Context) (run func(func() error) error, wait func() error) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(1)
+	run = func(f func() error) error {
+		if gctx.Err() != nil { // a statement failed (the transaction is lost), or ctx ended
+			if err := g.Wait(); err != nil {
+				return err
+			}
+			return gctx.Err()
+		}
+		g.Go(f)
 		return nil
 	}
-	err := <-p.done
-	p.done = nil
-	return err
+	return run, g.Wait
 }
 
 // updateTiles writes upd's states and returns the new xmin of each row

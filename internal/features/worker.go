@@ -686,27 +686,23 @@ func (w *worker) applyOnce(ctx context.Context, parts []partApply) error {
 	// meets it, and a second one inserting it waits for the first to end:
 	// so while the batch has a tenant this process has not seen committed,
 	// the admission runs (and commits) first, alone.
-	admitted := make(chan admission, 1)
 	if !w.allKnown(tenants) {
 		var a admission
 		a.gens, a.refused, a.err = w.admit(ctx, in, tenants, true)
 		if a.err != nil {
 			return a.err
 		}
-		admitted <- a
-		_, err := w.tileTx(ctx, parts, in, tenants, admitted)
-		return err
+		return w.tileTx(ctx, parts, in, tenants, func() admission { return a })
 	}
+	done := make(chan admission, 1)
 	go func() {
 		var a admission
 		a.gens, a.refused, a.err = w.admit(ctx, in, tenants, false)
-		admitted <- a
+		done <- a
 	}()
-	adm, err := w.tileTx(ctx, parts, in, tenants, admitted)
-	if adm == nil {
-		<-admitted // the admission's goroutine ends with this call
-	}
-	return err
+	admitted := sync.OnceValue(func() admission { return <-done })
+	defer admitted() // the admission's goroutine ends with this call
+	return w.tileTx(ctx, parts, in, tenants, admitted)
 }
 
 // allKnown reports whether every tenant's generation row is known to
@@ -729,22 +725,22 @@ type admission struct {
 	err     error
 }
 
-// tileTx is the tile transaction of applyOnce; admitted delivers the
-// batch's entity admission, which it receives (and then returns) before
-// it writes tiles. A nil admission means it was not received yet.
+// tileTx is the tile transaction of applyOnce; admitted returns the
+// batch's entity admission (waiting for it), which tileTx needs before it
+// writes tiles.
 func (w *worker) tileTx(ctx context.Context, parts []partApply, in []incoming, tenants []string,
-	admitted <-chan admission) (*admission, error) {
+	admitted func() admission) error {
 	tx, err := w.e.pool.Begin(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer tx.Rollback(ctx)
 	if err := asyncCommit(ctx, tx); err != nil {
-		return nil, err
+		return err
 	}
 	versions, gens2, err := w.lockTenants(ctx, tx, tenants, true)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// The event log's INSERT runs while this goroutine aggregates: every
 	// candidate is assumed new (a redelivered event is rare), and the batch
@@ -753,7 +749,7 @@ func (w *worker) tileTx(ctx context.Context, parts []partApply, in []incoming, t
 	// uses tx meanwhile.
 	lg, err := prepareLog(in)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	logged := make(chan logResult, 1)
 	go func() {
@@ -763,15 +759,15 @@ func (w *worker) tileTx(ctx context.Context, parts []partApply, in []incoming, t
 	fresh := lg.candidates
 	b := aggregate(fresh, versions)
 	lr := <-logged
-	adm := <-admitted
+	adm := admitted()
 	if lr.err != nil {
-		return &adm, lr.err
+		return lr.err
 	}
 	if adm.err != nil {
-		return &adm, adm.err
+		return adm.err
 	}
 	if !maps.Equal(adm.gens, gens2) {
-		return &adm, errGenerationMoved
+		return errGenerationMoved
 	}
 	if lr.inserted != nil {
 		fresh = lg.fresh(lr.inserted)
@@ -780,7 +776,7 @@ func (w *worker) tileTx(ctx context.Context, parts []partApply, in []incoming, t
 	refused := b.dropRefused(adm.refused)
 	st, written, err := w.writeTurn(ctx, tx, b, parts)
 	if err != nil {
-		return &adm, err
+		return err
 	}
 	w.e.m.tileWrites.WithLabelValues("cached").Add(float64(st.hits))
 	w.e.m.tileWrites.WithLabelValues("stale").Add(float64(st.stale))
@@ -796,7 +792,7 @@ func (w *worker) tileTx(ctx context.Context, parts []partApply, in []incoming, t
 		w.e.m.applied.WithLabelValues(src).Inc()
 	}
 	w.e.m.deduped.Add(float64(len(in) - len(fresh)))
-	return &adm, nil
+	return nil
 }
 
 // writeTurn writes b's tiles, advances the partitions' positions and
